@@ -1,0 +1,140 @@
+"""The ledger's tables (SQLAlchemy 2.0 declarative). Schema changes go through Alembic.
+
+States of a number (design.md):
+
+    queued --initiate--> initiated --right OTP--> verified
+      |                     | wrong OTP: stays initiated, wrong_otps += 1 (locked after 3)
+      |                     +--15 min, no OTP / locked--> expired --attempts left--> queued
+      |                     |                                  +--none left--> failed
+      |                     +--permanent API error--> failed
+      +--listed by the account already--> already_verified
+
+`initiating` and `completing` are written before the API call; a crash leaves them behind and
+recovery resolves them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class NumberStatus(StrEnum):
+    QUEUED = "queued"
+    INITIATING = "initiating"
+    INITIATED = "initiated"
+    COMPLETING = "completing"
+    VERIFIED = "verified"
+    ALREADY_VERIFIED = "already_verified"
+    EXPIRED = "expired"
+    FAILED = "failed"
+
+
+FINAL_STATUSES = frozenset(
+    {NumberStatus.VERIFIED, NumberStatus.ALREADY_VERIFIED, NumberStatus.FAILED}
+)
+
+
+class InboxStatus(StrEnum):
+    NEW = "new"
+    USED = "used"
+    UNMATCHED = "unmatched"
+    AMBIGUOUS = "ambiguous"
+    STALE = "stale"
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {  # noqa: RUF012 (SQLAlchemy reads it as a class attribute)
+        datetime: DateTime(timezone=True),
+        dict[str, Any]: JSON,
+    }
+
+
+class Run(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account: Mapped[str] = mapped_column(String(64))
+    input_path: Mapped[str | None] = mapped_column(Text)
+    input_sha256: Mapped[str | None] = mapped_column(String(64))
+    parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class Number(Base):
+    __tablename__ = "numbers"
+    __table_args__ = (
+        UniqueConstraint("account", "e164", name="uq_numbers_account_e164"),
+        Index("ix_numbers_account_status", "account", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(64))
+    e164: Mapped[str] = mapped_column(String(20))
+    alias: Mapped[str | None] = mapped_column(String(64))
+    subaccount: Mapped[str | None] = mapped_column(String(32))
+    country: Mapped[str | None] = mapped_column(String(2))
+    channel: Mapped[str] = mapped_column(String(8), default="sms")
+    status: Mapped[str] = mapped_column(String(20), default=NumberStatus.QUEUED.value)
+    verification_uuid: Mapped[str | None] = mapped_column(String(64))
+    initiated_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    wrong_otps: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_run_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Event(Base):
+    """Append-only: one row per state transition, written in the transition's transaction."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    number_id: Mapped[int] = mapped_column(ForeignKey("numbers.id"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[str | None] = mapped_column(String(36))
+    at: Mapped[datetime]
+
+
+class InboxMessage(Base):
+    """Every inbound message from every source; `code` is an OTP and is never logged."""
+
+    __tablename__ = "inbox_messages"
+    __table_args__ = (
+        UniqueConstraint("source", "external_id", name="uq_inbox_source_external_id"),
+        Index("ix_inbox_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16))  # webhook | file | imap | ui | cli
+    external_id: Mapped[str] = mapped_column(String(255))
+    from_number: Mapped[str | None] = mapped_column(String(64))
+    to_number: Mapped[str | None] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text, default="")
+    received_at: Mapped[datetime]
+    matched_e164: Mapped[str | None] = mapped_column(String(20))
+    code: Mapped[str | None] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(12), default=InboxStatus.NEW.value)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]

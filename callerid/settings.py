@@ -1,0 +1,43 @@
+"""One settings object, built by `load_settings()` and passed down. Nothing is read at import time.
+
+Precedence everywhere: explicit argument > environment > default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_API_URL = "https://api.plivo.com"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+
+    plivo_auth_id: str | None = Field(default=None, alias="PLIVO_AUTH_ID")
+    plivo_auth_token: SecretStr | None = Field(default=None, alias="PLIVO_AUTH_TOKEN")
+    plivo_api_url: str = Field(default=DEFAULT_API_URL, alias="PLIVO_API_URL")
+
+    output_dir: Path = Field(default=Path("out"), alias="CALLERID_OUTPUT_DIR")
+    database_url: str | None = Field(default=None, alias="CALLERID_DATABASE_URL")
+
+    rate_limit_requests: int = Field(default=300, alias="CALLERID_RATE_LIMIT_REQUESTS")
+    rate_limit_period_s: float = Field(default=5.0, alias="CALLERID_RATE_LIMIT_PERIOD_S")
+
+    @property
+    def uses_sandbox(self) -> bool:
+        """No Plivo credentials configured: everything runs against the local sandbox."""
+        return not (self.plivo_auth_id and self.plivo_auth_token)
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.output_dir / 'ledger.sqlite3').resolve()}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment; keyword arguments (field names) win over it."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**clean)  # type: ignore[arg-type]
