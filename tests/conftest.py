@@ -6,11 +6,27 @@ test session creates its own database and drops it at the end, so runs never see
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 
 import pytest
+
+# Prefect reads its settings when it is first imported, and any test module may import it: give the
+# whole session a private PREFECT_HOME, no telemetry, quiet logs, no stray server, and a start-up
+# timeout that survives a fresh SQLite migration (prefect-notes §0.6). Before any prefect import.
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="callerid-prefect-home-")
+atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], True)
+os.environ.pop("PREFECT_API_URL", None)
+os.environ.update(
+    DO_NOT_TRACK="1",
+    PREFECT_SERVER_ANALYTICS_ENABLED="false",
+    PREFECT_LOGGING_LEVEL="WARNING",
+    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",
+)
 
 PG_ADMIN_URL = os.environ.get(
     "CALLERID_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
