@@ -1,9 +1,95 @@
-"""`callerid` sub-commands for this area (filled in by its issue)."""
+"""`callerid sandbox serve`: the local Plivo Verified Caller ID API (and phone network)."""
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from callerid.masking import mask_secret
+from callerid.sandbox.state import DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN
+
+sandbox_app = typer.Typer(no_args_is_help=True, help="The local Plivo sandbox.")
+
+
+def parse_rate(text: str) -> tuple[int, float]:
+    """`300/5` -> (300, 5.0): at most 300 requests in any 5 seconds."""
+    count, sep, period = text.partition("/")
+    try:
+        limit, seconds = int(count), float(period if sep else "5")
+    except ValueError:
+        raise typer.BadParameter(f"rate must look like 300/5, got {text!r}") from None
+    if limit < 1 or seconds <= 0:
+        raise typer.BadParameter("rate needs at least 1 request in a period above 0 seconds")
+    return limit, seconds
+
+
+@sandbox_app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0 = any free port).")] = 8765,
+    auth_id: Annotated[str, typer.Option(help="Main account auth id.")] = DEFAULT_AUTH_ID,
+    auth_token: Annotated[
+        str, typer.Option(help="Main account auth token (never printed).", show_default=False)
+    ] = DEFAULT_AUTH_TOKEN,
+    rate: Annotated[
+        str, typer.Option(help="Requests allowed per rolling period: N/SECONDS.")
+    ] = "300/5",
+    latency_ms: Annotated[int, typer.Option(min=0, help="Added to every API response.")] = 0,
+    otp_digits: Annotated[int, typer.Option(min=4, max=8, help="Length of the OTP codes.")] = 4,
+    reply_delay_s: Annotated[
+        float, typer.Option(min=0, help="Seconds until a phone texts its OTP.")
+    ] = 1.0,
+    inbox_url: Annotated[
+        str | None, typer.Option(help="Where OTP SMS webhooks are POSTed.")
+    ] = None,
+    drop_dir: Annotated[
+        Path | None, typer.Option(help="Also write each OTP SMS as a JSONL file.")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed for OTPs and UUIDs (repeatable runs).")
+    ] = None,
+) -> None:
+    """Serve the sandbox until Ctrl-C."""
+    from callerid.sandbox.backend import SandboxBackend
+    from callerid.sandbox.server import SandboxServer
+
+    if len(auth_id) != 20 or auth_id[:2] not in ("MA", "SA"):
+        raise typer.BadParameter("auth id must be MA or SA followed by 18 characters")
+    backend = SandboxBackend(
+        seed=seed,
+        otp_digits=otp_digits,
+        rate=parse_rate(rate),
+        auth_id=auth_id,
+        auth_token=auth_token,
+    )
+    server = SandboxServer(
+        backend,
+        host=host,
+        port=port,
+        inbox_url=inbox_url,
+        reply_delay_s=reply_delay_s,
+        latency_ms=latency_ms,
+        drop_dir=drop_dir,
+    )
+    server.start()
+    typer.echo(f"Plivo sandbox listening on {server.url}")
+    typer.echo(f"  PLIVO_API_URL={server.url}")
+    typer.echo(f"  PLIVO_AUTH_ID={auth_id}  PLIVO_AUTH_TOKEN={mask_secret(auth_token)}")
+    typer.echo(f"  subaccounts: {', '.join(backend.subaccounts)}")
+    typer.echo(f"  OTP SMS -> {inbox_url or 'nowhere (read them at /_sandbox/messages)'}")
+    if drop_dir:
+        typer.echo(f"  OTP SMS files -> {drop_dir}")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        typer.echo("stopping")
+    finally:
+        server.stop()
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the top-level app."""
+    """Add `callerid sandbox ...` to the top-level app."""
+    app.add_typer(sandbox_app, name="sandbox")

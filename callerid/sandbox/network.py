@@ -1,0 +1,201 @@
+"""The phone network the sandbox plays: the person at each number texts the OTP to our inbox.
+
+After an initiate, the OTP reaches the inbox as a Plivo inbound-SMS webhook (form POST, signed with
+X-Plivo-Signature-V3 / -Ma-V3 / -V3-Nonce over the inbox URL, plivo-api.md §4) and/or as one JSONL
+file in a drop folder. For channel `call` the simulated person who took the call texts the code the
+same way, unless told to stay silent. Per number a test chooses a `Behaviour`.
+
+Timing is on the sandbox clock: a reply is due `reply_delay_s` after the OTP was sent, a late reply
+`late_s` after the verification expired, so advancing the clock past expiry + late_s delivers it at
+once. A background thread delivers; API responses never wait for it, and a failed delivery is
+recorded, never raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+
+from callerid.sandbox.delivery import Delivery, OutboundSms, send_to_drop_dir, send_webhook
+from callerid.sandbox.models import SentOtp
+from callerid.sandbox.numbers import parse_number
+from callerid.sandbox.state import SANDBOX_INBOX_NUMBER, BackendState
+
+log = logging.getLogger(__name__)
+
+
+class Behaviour(StrEnum):
+    REPLY = "reply"  # texts the right code after reply_delay_s (the default)
+    NEVER = "never"  # never answers
+    LATE = "late"  # texts the right code late_s after the verification expired
+    WRONG_CODE = "wrong_code"  # texts a wrong code after reply_delay_s
+    SILENT = "silent"  # answers the call / reads the SMS but sends nothing: a person types it
+
+
+@dataclass(frozen=True)
+class _Scheduled:
+    due: datetime
+    sms: OutboundSms
+
+
+class PhoneNetwork:
+    def __init__(
+        self,
+        backend: BackendState,
+        inbox_url: str | None = None,
+        drop_dir: Path | str | None = None,
+        reply_delay_s: float = 1.0,
+        late_s: float = 60.0,
+        inbox_number: str = SANDBOX_INBOX_NUMBER,
+        timeout_s: float = 5.0,
+        seed: int | None = None,
+    ) -> None:
+        self.backend = backend
+        self.inbox_url = inbox_url
+        self.drop_dir = Path(drop_dir) if drop_dir else None
+        self.reply_delay_s = reply_delay_s
+        self.late_s = late_s
+        self.inbox_number = inbox_number
+        self.timeout_s = timeout_s
+        self._rng = random.Random(seed)
+        self._cond = threading.Condition()
+        self._behaviours: dict[str, tuple[Behaviour, float | None]] = {}
+        self._scheduled: list[_Scheduled] = []
+        self._deliveries: list[Delivery] = []
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        backend.subscribe(self._on_sent)
+
+    # -- configuration -----------------------------------------------------------------------
+
+    def set_behaviour(
+        self, phone_number: str, behaviour: Behaviour | str, late_s: float | None = None
+    ) -> None:
+        number = parse_number(phone_number)
+        if number is None:
+            raise ValueError("invalid phone number")
+        if late_s is not None and late_s < 0:
+            raise ValueError("late_s must not be negative")
+        with self._cond:
+            self._behaviours[number] = (Behaviour(behaviour), late_s)
+
+    def behaviour_for(self, phone_number: str) -> Behaviour:
+        number = parse_number(phone_number) or phone_number
+        with self._cond:
+            return self._behaviours.get(number, (Behaviour.REPLY, None))[0]
+
+    def behaviours(self) -> dict[str, str]:
+        with self._cond:
+            return {n: b.value for n, (b, _) in sorted(self._behaviours.items())}
+
+    def reset(self) -> None:
+        with self._cond:
+            self._behaviours.clear()
+            self._scheduled.clear()
+            self._deliveries.clear()
+
+    def deliveries(self) -> list[Delivery]:
+        with self._cond:
+            return list(self._deliveries)
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._scheduled)
+
+    # -- scheduling ---------------------------------------------------------------------------
+
+    def _on_sent(self, sent: SentOtp) -> None:
+        if self.inbox_url is None and self.drop_dir is None:
+            return  # nowhere to deliver: the OTP stays readable through /_sandbox/messages
+        with self._cond:
+            behaviour, late_s = self._behaviours.get(sent.phone_number, (Behaviour.REPLY, None))
+            code = sent.otp
+            if behaviour in (Behaviour.NEVER, Behaviour.SILENT):
+                return
+            if behaviour is Behaviour.LATE:
+                due = sent.expires_at + timedelta(seconds=self.late_s if late_s is None else late_s)
+            else:
+                due = sent.sent_at + timedelta(seconds=self.reply_delay_s)
+            if behaviour is Behaviour.WRONG_CODE:
+                code = f"{(int(code) + 1) % 10 ** len(code):0{len(code)}d}"
+            sms = OutboundSms(
+                sent=sent,
+                text=f"Your verification code is {code}",
+                to_number=self.inbox_number,
+                message_uuid=self._new_uuid(),
+                nonce="".join(str(self._rng.randrange(10)) for _ in range(20)),
+            )
+            self._scheduled.append(_Scheduled(due, sms))
+            self._cond.notify_all()
+
+    def _new_uuid(self) -> str:
+        return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+
+    def wake(self) -> None:
+        """Re-check due messages now (call after moving the clock)."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def deliver_due(self) -> int:
+        """Deliver every message whose time has come on the sandbox clock; returns how many."""
+        now = self.backend.clock.now()
+        with self._cond:
+            due = [s for s in self._scheduled if s.due <= now]
+            self._scheduled = [s for s in self._scheduled if s.due > now]
+        for item in sorted(due, key=lambda s: s.due):
+            for delivery in self._deliver(item.sms):
+                with self._cond:
+                    self._deliveries.append(delivery)
+        return len(due)
+
+    def _deliver(self, sms: OutboundSms) -> list[Delivery]:
+        results = []
+        received_at = self.backend.clock.now()
+        if self.inbox_url is not None:
+            owner = self.backend.token_for(sms.sent.account)
+            main = self.backend.token_for(self.backend.main_auth_id)
+            results.append(send_webhook(self.inbox_url, sms, owner, main, self.timeout_s))
+        if self.drop_dir is not None:
+            results.append(send_to_drop_dir(self.drop_dir, sms, received_at))
+        for result in results:
+            if not result.ok:
+                log.warning("sandbox SMS delivery to %s failed: %s", result.target, result.error)
+        return results
+
+    # -- the delivery thread ------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="sandbox-phone-network", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=self.timeout_s + 1)
+            self._thread = None
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if self._stopping:
+                    return
+            try:
+                self.deliver_due()
+            except Exception:  # the network must outlive any bug in one delivery
+                log.exception("sandbox phone network: delivery loop error")
+            with self._cond:
+                if self._stopping:
+                    return
+                # poll: the clock may be moved at any time without telling us
+                self._cond.wait(timeout=0.05)

@@ -1,0 +1,34 @@
+"""Phone numbers as the sandbox sees them: E.164 in, E.164 out; the country from the number."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+import phonenumbers
+
+
+def parse_number(raw: str | None) -> str | None:
+    """E.164 for a valid number given with or without `+` (or as `%2B`), else None.
+
+    Paths carry bare digits (`14155551234`) as often as `+14155551234`; bodies carry `+`. A query
+    string turns an unencoded `+` into a space, hence the strip.
+    """
+    if not raw:
+        return None
+    text = unquote(str(raw)).strip()
+    digits = text[1:] if text.startswith("+") else text
+    if not digits.isdigit():
+        return None
+    try:
+        parsed = phonenumbers.parse("+" + digits, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def country_of(e164: str) -> str:
+    """Two-letter ISO code, or "" when the number belongs to no single region (Plivo sends "")."""
+    region = phonenumbers.region_code_for_number(phonenumbers.parse(e164, None))
+    return "" if region in (None, "001", "ZZ") else str(region)
