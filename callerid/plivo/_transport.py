@@ -1,0 +1,192 @@
+"""One request to Plivo: pace, send, classify the outcome, log it; repeat per the RetryPolicy.
+
+Log records (logger `callerid.plivo`) carry method, path, status, attempt and elapsed time, as text
+and as `extra` fields. Never bodies (an OTP travels in one), never headers (Basic auth).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from tenacity import RetryCallState
+
+from callerid.plivo.errors import (
+    OutcomeUnknownError,
+    PlivoConnectionError,
+    PlivoError,
+    PlivoTimeoutError,
+    ServerError,
+    api_error_message,
+    error_for_status,
+)
+from callerid.plivo.limiter import Priority, RateLimiter
+from callerid.plivo.retry import RetryPolicy, parse_retry_after
+
+logger = logging.getLogger("callerid.plivo")
+
+# The request never reached the server: repeating it cannot duplicate anything.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+@dataclass
+class RequestTrace:
+    """What happened across the attempts of one logical request."""
+
+    attempts: int = 0
+    # Attempts that may have reached the server without a usable answer: timeouts, connections
+    # dropped after sending, 5xx. A later 4xx may then be the echo of our own earlier success.
+    unanswered_attempts: int = 0
+
+
+class Transport:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        limiter: RateLimiter,
+        policy: RetryPolicy,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> None:
+        self._http = http
+        self._limiter = limiter
+        self._policy = policy
+        self._sleep = sleep
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Mapping[str, Any] | None = None,
+        params: Mapping[str, str | int] | None = None,
+        repeatable: bool = True,
+        priority: Priority = Priority.NORMAL,
+        trace: RequestTrace | None = None,
+        phone_number: str | None = None,
+    ) -> httpx.Response:
+        """A 2xx response, or the PlivoError of the last attempt."""
+        trace = trace or RequestTrace()
+
+        def before_sleep(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            wait = state.next_action.sleep if state.next_action else 0.0
+            logger.info(
+                "%s %s: retrying after %s (attempt %d) in %.2fs",
+                method,
+                path,
+                type(error).__name__,
+                state.attempt_number,
+                wait,
+                extra={"method": method, "path": path, "attempt": state.attempt_number},
+            )
+
+        retrying = self._policy.retrying(
+            repeatable=repeatable, before_sleep=before_sleep, sleep=self._sleep
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._attempt(
+                    method, path, json, params, repeatable, priority, trace, phone_number
+                )
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    async def _attempt(
+        self,
+        method: str,
+        path: str,
+        json: Mapping[str, Any] | None,
+        params: Mapping[str, str | int] | None,
+        repeatable: bool,
+        priority: Priority,
+        trace: RequestTrace,
+        phone_number: str | None,
+    ) -> httpx.Response:
+        await self._limiter.acquire(priority)
+        trace.attempts += 1
+        start = time.monotonic()
+        try:
+            response = await self._http.request(method, path, json=json, params=params)
+        except _NOT_SENT as exc:
+            self._log(method, path, type(exc).__name__, trace.attempts, start)
+            raise PlivoConnectionError(
+                f"{method} {path}: could not connect ({type(exc).__name__})",
+                method=method,
+                path=path,
+                phone_number=phone_number,
+            ) from exc
+        except httpx.TransportError as exc:
+            trace.unanswered_attempts += 1
+            self._log(method, path, type(exc).__name__, trace.attempts, start)
+            if not repeatable:
+                raise self._unknown(method, path, type(exc).__name__, phone_number) from exc
+            cls = (
+                PlivoTimeoutError
+                if isinstance(exc, httpx.TimeoutException)
+                else (PlivoConnectionError)
+            )
+            raise cls(
+                f"{method} {path}: no answer ({type(exc).__name__})",
+                method=method,
+                path=path,
+                phone_number=phone_number,
+            ) from exc
+        self._log(method, path, response.status_code, trace.attempts, start)
+        if response.is_success:
+            return response
+        error = error_for_status(
+            response.status_code,
+            api_error_message(response.content),
+            method=method,
+            path=path,
+            phone_number=phone_number,
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+        )
+        if isinstance(error, ServerError):
+            trace.unanswered_attempts += 1
+            if not repeatable:
+                raise self._unknown(
+                    method, path, f"HTTP {response.status_code}", phone_number, response.status_code
+                )
+        raise error
+
+    @staticmethod
+    def _unknown(
+        method: str, path: str, what: str, phone_number: str | None, status: int | None = None
+    ) -> PlivoError:
+        return OutcomeUnknownError(
+            f"{method} {path}: {what} after the request was sent; an OTP may have gone to "
+            f"{phone_number}. Do not initiate again before resolving it (GET the number, and wait "
+            "out the 15-minute window)",
+            status_code=status,
+            method=method,
+            path=path,
+            phone_number=phone_number,
+        )
+
+    @staticmethod
+    def _log(method: str, path: str, status: int | str, attempt: int, start: float) -> None:
+        elapsed = time.monotonic() - start
+        level = logging.DEBUG if isinstance(status, int) and status < 400 else logging.INFO
+        logger.log(
+            level,
+            "%s %s -> %s attempt=%d elapsed=%.3fs",
+            method,
+            path,
+            status,
+            attempt,
+            elapsed,
+            extra={
+                "method": method,
+                "path": path,
+                "status": status,
+                "attempt": attempt,
+                "elapsed_s": round(elapsed, 4),
+            },
+        )

@@ -1,0 +1,280 @@
+"""Async client for Plivo's Verified Caller ID API (plivo-api.md §1), paced and retried in one
+layer.
+
+Configuration precedence: argument > environment (PLIVO_AUTH_ID, PLIVO_AUTH_TOKEN, PLIVO_API_URL) >
+https://api.plivo.com. Every request waits for the account's shared `RateLimiter`; completions
+ask with high priority. Retries follow `RetryPolicy` (see retry.py for what is and is not repeated).
+
+Outcome rules the pipeline relies on:
+* `initiate` never sends a second POST unless the first cannot have been acted on; otherwise it
+  raises `OutcomeUnknownError` carrying the phone number.
+* `complete` is repeated after a timeout/5xx. If a repeat then gets a 4xx, the first attempt may
+  have succeeded: with `phone_number` given the client GETs the number and returns the caller ID
+  if it is listed; without it, it raises `OutcomeUnknownError`.
+* `delete` raises `NotFoundError` for an unknown number unless `missing_ok=True`; a 404 on a
+  repeat after an unanswered attempt counts as deleted.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import AsyncIterator
+from typing import Any, Self
+
+import httpx
+
+from callerid import __version__
+from callerid.plivo._transport import RequestTrace, Transport
+from callerid.plivo.errors import (
+    AuthenticationError,
+    NotFoundError,
+    OutcomeUnknownError,
+    PlivoError,
+    RequestRejectedError,
+    UnexpectedResponseError,
+)
+from callerid.plivo.limiter import Priority, RateLimiter, limiter_for
+from callerid.plivo.models import CallerId, Channel, Initiation, Page
+from callerid.plivo.retry import RetryPolicy
+from callerid.settings import DEFAULT_API_URL
+
+_E164_RE = re.compile(r"^\+?[1-9]\d{6,14}$")
+_OTP_RE = re.compile(r"^\d{4,8}$")
+_ID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+PAGE_SIZE = 20
+# Enough connections for the limiter's rate at round trips of up to one second (4x the 250 ms goal).
+_MIN_CONNECTIONS = 20
+# Below uvicorn's and most servers' 5 s idle timeout, so we rarely reuse a connection the server is
+# closing: that race looks like "dropped after send" and would make an initiate's outcome unknown.
+_KEEPALIVE_EXPIRY_S = 4.0
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get(name) or None
+
+
+def _digits(phone_number: str) -> str:
+    """Validate an E.164 number; return it without '+', as Plivo's resource_uri writes it."""
+    if not isinstance(phone_number, str) or not _E164_RE.match(phone_number):
+        raise ValueError(f"not an E.164 phone number: {phone_number!r}")
+    return phone_number.lstrip("+")
+
+
+def _path_id(value: str, what: str) -> str:
+    if not isinstance(value, str) or not _ID_RE.match(value):
+        raise ValueError(f"{what} must be letters, digits, '-' or '_'; got {value!r}")
+    return value
+
+
+def _json(response: httpx.Response, what: str) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise UnexpectedResponseError(f"{what}: response body is not JSON") from None
+
+
+class PlivoClient:
+    """One account's client. Use `async with PlivoClient(...) as client:` (or `await aclose()`)."""
+
+    def __init__(
+        self,
+        auth_id: str | None = None,
+        auth_token: str | None = None,
+        base_url: str | None = None,
+        *,
+        limiter: RateLimiter | None = None,
+        timeout: float = 10.0,
+        max_attempts: int = 5,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry_policy: RetryPolicy | None = None,
+    ) -> None:
+        resolved_id = auth_id or _env("PLIVO_AUTH_ID")
+        token = auth_token or _env("PLIVO_AUTH_TOKEN")
+        if not resolved_id or not token:
+            raise AuthenticationError(
+                "no Plivo credentials: pass auth_id and auth_token or set PLIVO_AUTH_ID and "
+                "PLIVO_AUTH_TOKEN"
+            )
+        self.auth_id = _path_id(resolved_id, "auth_id")
+        self.base_url = (base_url or _env("PLIVO_API_URL") or DEFAULT_API_URL).rstrip("/")
+        self.limiter = limiter or limiter_for(self.auth_id)
+        connections = max(_MIN_CONNECTIONS, math.ceil(self.limiter.rate_per_s))
+        http = httpx.AsyncClient(
+            base_url=self.base_url,
+            auth=httpx.BasicAuth(self.auth_id, token),
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(
+                max_connections=connections,
+                max_keepalive_connections=connections,
+                keepalive_expiry=_KEEPALIVE_EXPIRY_S,
+            ),
+            headers={"User-Agent": f"callerid-bulk/{__version__}", "Accept": "application/json"},
+            transport=transport,
+        )
+        policy = retry_policy or RetryPolicy(max_attempts=max_attempts)
+        self._transport = Transport(http, self.limiter, policy)
+        self._root = f"/v1/Account/{self.auth_id}/VerifiedCallerId"
+
+    def __repr__(self) -> str:
+        return f"PlivoClient(auth_id={self.auth_id!r}, base_url={self.base_url!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+    async def initiate(
+        self,
+        phone_number: str,
+        alias: str | None = None,
+        channel: Channel | str = Channel.SMS,
+        subaccount: str | None = None,
+    ) -> Initiation:
+        """Ask Plivo to send an OTP to `phone_number`. Never sent twice (see module docstring)."""
+        digits = _digits(phone_number)
+        try:
+            channel_value = Channel(str(channel).lower())
+        except ValueError:
+            raise ValueError(f"channel must be 'sms' or 'call', got {channel!r}") from None
+        body: dict[str, str] = {"phone_number": f"+{digits}", "channel": channel_value.value}
+        if alias:
+            body["alias"] = alias
+        if subaccount:
+            body["subaccount"] = _path_id(subaccount, "subaccount")
+        response = await self._transport.send(
+            "POST", f"{self._root}/", json=body, repeatable=False, phone_number=f"+{digits}"
+        )
+        try:
+            return Initiation.from_api(f"+{digits}", _json(response, "initiate"))
+        except UnexpectedResponseError as exc:
+            # A 2xx means the OTP went out, but without its uuid nobody can complete it.
+            raise OutcomeUnknownError(
+                f"initiate for +{digits} succeeded without a usable answer ({exc.message})",
+                status_code=response.status_code,
+                phone_number=f"+{digits}",
+            ) from None
+
+    async def complete(
+        self, verification_uuid: str, otp: str, *, phone_number: str | None = None
+    ) -> CallerId:
+        """Submit the OTP of a verification. Pass `phone_number` so a retried submission whose
+        first attempt went unanswered can be resolved by a GET (see module docstring)."""
+        uuid = _path_id(verification_uuid, "verification_uuid")
+        if not isinstance(otp, str) or not _OTP_RE.match(otp):
+            raise ValueError("otp must be a string of 4 to 8 digits")  # never echo the code
+        trace = RequestTrace()
+        try:
+            response = await self._transport.send(
+                "POST",
+                f"{self._root}/Verification/{uuid}/",
+                json={"otp": otp},
+                priority=Priority.HIGH,
+                trace=trace,
+                phone_number=phone_number,
+            )
+        except (NotFoundError, RequestRejectedError) as exc:
+            if not trace.unanswered_attempts:
+                raise
+            return await self._resolve_completion(exc, uuid, phone_number)
+        return CallerId.from_api(_json(response, "complete"))
+
+    async def _resolve_completion(
+        self, error: PlivoError, uuid: str, phone_number: str | None
+    ) -> CallerId:
+        if phone_number is None:
+            raise OutcomeUnknownError(
+                f"complete of verification {uuid}: an unanswered attempt may have succeeded "
+                f"before this answer ({error.message}); GET the number to find out",
+                status_code=error.status_code,
+                api_message=error.api_message,
+            ) from None
+        try:
+            return await self.get(phone_number)
+        except NotFoundError:
+            raise error from None
+
+    async def get(self, phone_number: str) -> CallerId:
+        digits = _digits(phone_number)
+        response = await self._transport.send(
+            "GET", f"{self._root}/{digits}/", phone_number=f"+{digits}"
+        )
+        return CallerId.from_api(_json(response, "get"))
+
+    async def update(
+        self, phone_number: str, alias: str | None = None, subaccount: str | None = None
+    ) -> CallerId:
+        digits = _digits(phone_number)
+        body: dict[str, str] = {}
+        if alias is not None:
+            body["alias"] = alias
+        if subaccount is not None:
+            body["subaccount"] = _path_id(subaccount, "subaccount")
+        if not body:
+            raise ValueError("update needs an alias or a subaccount")
+        response = await self._transport.send(
+            "POST", f"{self._root}/{digits}/", json=body, phone_number=f"+{digits}"
+        )
+        return CallerId.from_api(_json(response, "update"))
+
+    async def delete(self, phone_number: str, *, missing_ok: bool = False) -> None:
+        digits = _digits(phone_number)
+        trace = RequestTrace()
+        try:
+            await self._transport.send(
+                "DELETE", f"{self._root}/{digits}/", trace=trace, phone_number=f"+{digits}"
+            )
+        except NotFoundError:
+            if missing_ok or trace.unanswered_attempts:
+                return  # gone: by an earlier unanswered attempt of ours, or never there
+            raise
+
+    async def list_page(
+        self,
+        limit: int = PAGE_SIZE,
+        offset: int = 0,
+        *,
+        country: str | None = None,
+        subaccount: str | None = None,
+        alias: str | None = None,
+    ) -> Page:
+        if not 1 <= limit <= PAGE_SIZE:
+            raise ValueError(f"limit must be 1..{PAGE_SIZE}, got {limit}")
+        if offset < 0:
+            raise ValueError(f"offset must not be negative, got {offset}")
+        params: dict[str, str | int] = {"limit": limit, "offset": offset}
+        for key, value in (("country", country), ("subaccount", subaccount), ("alias", alias)):
+            if value:
+                params[key] = value
+        response = await self._transport.send("GET", f"{self._root}/", params=params)
+        return Page.from_api(_json(response, "list"), limit=limit, offset=offset)
+
+    async def list(
+        self,
+        country: str | None = None,
+        subaccount: str | None = None,
+        alias: str | None = None,
+    ) -> AsyncIterator[CallerId]:
+        """Every caller ID matching the filters, page by page (20 a page), by offset.
+
+        Pages are walked by `offset += limit` until `total_count` (not by following `next`). A
+        number seen twice (the list shifted under us while paging) is yielded once.
+        """
+        seen: set[str] = set()
+        offset = 0
+        while True:
+            page = await self.list_page(
+                PAGE_SIZE, offset, country=country, subaccount=subaccount, alias=alias
+            )
+            for item in page.items:
+                if item.phone_number not in seen:
+                    seen.add(item.phone_number)
+                    yield item
+            offset += len(page.items)
+            if not page.items or offset >= page.total_count:
+                return

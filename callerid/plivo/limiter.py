@@ -1,0 +1,234 @@
+"""Pacing for one Plivo account: never more than N requests in any period, yet close to N/period.
+
+Two rules decide when the next request may go (`PacingWindow`, pure arithmetic on a clock value):
+
+* a sliding-window log of the last N grants: a grant needs the N-th previous one to be at least
+  `period_s + margin_s` old, so no window of `period_s` ever holds more than N grants. The margin
+  absorbs jitter between our grant and the server's arrival clock.
+* a GCRA bucket at the same rate with a small burst (N/10): without it the first N grants would go
+  out at once, sit in the HTTP connection pool and reach the server spread out, and the next N
+  (granted exactly one period later) would land inside the same server window -> 429s.
+
+`RateLimiter` hands grants out one at a time to the waiter at the head of a priority queue, so a
+waiting completion (it has a deadline) goes before waiting initiations. Its state sits behind a
+`threading.Lock` and waiters are woken with `call_soon_threadsafe`, so one limiter serves coroutines
+on several event loops in several threads (Prefect runs sync tasks in worker threads, each with its
+own loop). `limiter_for(auth_id)` returns the one limiter of an account in this process.
+
+Across processes (issue 7) a `slot_source` can reserve slots in blocks, e.g. from a Prefect global
+concurrency limit: the limiter awaits `slot_source(block)` before spending a block locally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from enum import IntEnum
+
+SlotSource = Callable[[int], Awaitable[None]]
+
+_FETCH_POLL_S = 0.01
+
+
+class Priority(IntEnum):
+    NORMAL = 0
+    HIGH = 1  # completions: an OTP expires 15 minutes after its initiation
+
+
+class PacingWindow:
+    """The timing rules, on plain float seconds; not thread-safe (RateLimiter locks around it)."""
+
+    def __init__(
+        self, max_requests: int, period_s: float, *, margin_s: float = 0.1, burst: int | None = None
+    ) -> None:
+        if max_requests < 1 or period_s <= 0 or margin_s < 0:
+            raise ValueError("need max_requests >= 1, period_s > 0 and margin_s >= 0")
+        self.max_requests = max_requests
+        self.period_s = period_s
+        self.span_s = period_s + margin_s
+        self.burst = max(1, min(max_requests, burst or max_requests // 10))
+        self.interval_s = self.span_s / max_requests
+        self._grants: deque[float] = deque(maxlen=max_requests)
+        self._tat = float("-inf")  # GCRA "theoretical arrival time"
+
+    def delay(self, now: float) -> float:
+        """Seconds from `now` until the next grant is allowed (0 = now)."""
+        wait = self._tat - (self.burst - 1) * self.interval_s - now
+        if len(self._grants) == self.max_requests:
+            wait = max(wait, self._grants[0] + self.span_s - now)
+        return max(0.0, wait)
+
+    def record(self, now: float) -> None:
+        self._grants.append(now)
+        self._tat = max(self._tat, now) + self.interval_s
+
+
+class _Waiter:
+    __slots__ = ("done", "future", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.future: asyncio.Future[None] | None = None
+        self.done = False  # granted or abandoned: skip it in the queue
+
+    def wake(self) -> None:
+        future = self.future
+        if future is not None:
+            self.loop.call_soon_threadsafe(_resolve, future)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class RateLimiter:
+    """Grants requests for one account, at most `max_requests` in any `period_s` seconds."""
+
+    def __init__(
+        self,
+        max_requests: int = 300,
+        period_s: float = 5.0,
+        *,
+        margin_s: float = 0.1,
+        burst: int | None = None,
+        slot_source: SlotSource | None = None,
+        slot_block: int = 10,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._window = PacingWindow(max_requests, period_s, margin_s=margin_s, burst=burst)
+        self._lock = threading.Lock()
+        self._queue: list[tuple[int, int, _Waiter]] = []
+        self._seq = itertools.count()
+        self._clock = clock
+        self._sleep = sleep
+        self._slot_source = slot_source
+        self._slot_block = max(1, slot_block)
+        self._prepaid = 0
+        self._fetching = False
+        self.granted = 0
+
+    @property
+    def max_requests(self) -> int:
+        return self._window.max_requests
+
+    @property
+    def period_s(self) -> float:
+        return self._window.period_s
+
+    @property
+    def rate_per_s(self) -> float:
+        return self._window.max_requests / self._window.span_s
+
+    def __repr__(self) -> str:
+        return f"RateLimiter({self.max_requests}/{self.period_s:g}s, granted={self.granted})"
+
+    async def acquire(self, priority: Priority = Priority.NORMAL) -> None:
+        """Wait until this request may be sent; higher priority waiters are served first."""
+        waiter = _Waiter(asyncio.get_running_loop())
+        with self._lock:
+            heapq.heappush(self._queue, (-int(priority), next(self._seq), waiter))
+        try:
+            while True:
+                delay, fetch = self._try_grant(waiter)
+                if delay is None and not fetch:
+                    return
+                if fetch:
+                    await self._fetch_slots()
+                elif delay is not None and delay > 0:
+                    await self._sleep(delay)
+                elif waiter.future is not None:
+                    await waiter.future
+        finally:
+            if not waiter.done:  # cancelled or failed while queued: let the next one in
+                with self._lock:
+                    waiter.done = True
+                    self._wake_head_locked()
+
+    def _try_grant(self, waiter: _Waiter) -> tuple[float | None, bool]:
+        """(None, False) = granted; (delay, False) = head, sleep; (0, False) = wait for a wake-up;
+        (None, True) = head, must first reserve slots from the slot source."""
+        with self._lock:
+            self._drop_done_locked()
+            if self._queue[0][2] is not waiter:
+                waiter.future = waiter.loop.create_future()
+                return 0.0, False
+            now = self._clock()
+            delay = self._window.delay(now)
+            if delay > 0:
+                return delay, False
+            if self._slot_source is not None and self._prepaid <= 0:
+                if self._fetching:
+                    return _FETCH_POLL_S, False
+                self._fetching = True
+                return None, True
+            heapq.heappop(self._queue)
+            waiter.done = True
+            self._window.record(now)
+            if self._slot_source is not None:
+                self._prepaid -= 1
+            self.granted += 1
+            self._wake_head_locked()
+            return None, False
+
+    async def _fetch_slots(self) -> None:
+        assert self._slot_source is not None
+        try:
+            await self._slot_source(self._slot_block)
+            with self._lock:
+                self._prepaid = max(self._prepaid, 0) + self._slot_block
+        finally:
+            with self._lock:
+                self._fetching = False
+
+    def _drop_done_locked(self) -> None:
+        while self._queue and self._queue[0][2].done:
+            heapq.heappop(self._queue)
+
+    def _wake_head_locked(self) -> None:
+        while True:
+            self._drop_done_locked()
+            if not self._queue:
+                return
+            head = self._queue[0][2]
+            try:
+                head.wake()
+                return
+            except RuntimeError:  # its event loop is closed: it will never run again
+                head.done = True
+
+
+_registry: dict[str, RateLimiter] = {}
+_registry_lock = threading.Lock()
+
+
+def limiter_for(
+    auth_id: str, max_requests: int | None = None, period_s: float | None = None
+) -> RateLimiter:
+    """The process-wide limiter of an account, created on first use (default 300 per 5 s).
+
+    Asking again with other explicit limits is a configuration error, not a silent second bucket.
+    """
+    with _registry_lock:
+        limiter = _registry.get(auth_id)
+        if limiter is None:
+            limiter = RateLimiter(
+                300 if max_requests is None else max_requests,
+                5.0 if period_s is None else period_s,
+            )
+            _registry[auth_id] = limiter
+            return limiter
+    if (max_requests is not None and max_requests != limiter.max_requests) or (
+        period_s is not None and period_s != limiter.period_s
+    ):
+        raise ValueError(
+            f"account {auth_id} already has a limiter of {limiter.max_requests}/"
+            f"{limiter.period_s:g}s; asked for {max_requests}/{period_s}"
+        )
+    return limiter
