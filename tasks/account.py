@@ -1,0 +1,132 @@
+"""Prefect's part in reaching one Plivo account: credentials and the cross-process rate bucket.
+
+Credentials: the environment first (PLIVO_AUTH_ID / PLIVO_AUTH_TOKEN, e.g. a worker's environment
+or a deployment's `job_variables.env`); if the token is absent there, the Prefect Secret block
+`plivo-auth-token` (create it with `callerid setup-prefect --store-token`).
+
+Pacing: every request already waits for the account's in-process `RateLimiter`. Under a Prefect
+server (PREFECT_API_URL set) several workers may run flows for the same account at once, so the
+limiter is also fed from a Prefect global concurrency limit (GCL) with slot decay,
+`plivo-<auth id>`, which `callerid setup-prefect` creates. Slots are taken `block` at a time
+(prefect-notes §2: one acquisition costs ~100 ms, so one per request would cap us near 10/s).
+
+Bucket arithmetic: a decaying GCL grants at most `limit + decay * period` slots in any `period`,
+and each process may still hold up to one block it took earlier. With `limit = block` and
+`decay = fraction * N / period`, any period sees at most `block + fraction * N + workers * block`
+requests: for 300 / 5 s, block 10 and fraction 0.85 that is 285 with 2 workers and 295 with 3.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from dataclasses import dataclass
+
+from callerid.plivo import RateLimiter, SlotSource, limiter_for
+from callerid.settings import Settings, load_settings
+
+TOKEN_BLOCK = "plivo-auth-token"
+DEFAULT_FRACTION = 0.85
+
+
+@dataclass(frozen=True)
+class BucketShape:
+    name: str
+    limit: int  # GCL slots (burst), also the block taken per acquisition
+    slot_decay_per_second: float
+
+
+def limit_name(auth_id: str) -> str:
+    return f"plivo-{auth_id.lower()}"
+
+
+def bucket_shape(
+    auth_id: str, max_requests: int, period_s: float, fraction: float = DEFAULT_FRACTION
+) -> BucketShape:
+    if not 0 < fraction <= 1:
+        raise ValueError("fraction must be in (0, 1]")
+    block = max(1, min(20, max_requests // 30))
+    decay = fraction * max_requests / period_s
+    return BucketShape(limit_name(auth_id), block, round(decay, 3))
+
+
+def account_settings() -> Settings:
+    """Settings from the environment, with the auth token from the Secret block if env lacks it."""
+    settings = load_settings()
+    if settings.plivo_auth_id and settings.plivo_auth_token is None:
+        from prefect.blocks.system import Secret
+
+        try:
+            token = Secret.load(TOKEN_BLOCK, _sync=True).get()  # type: ignore[call-overload]
+        except ValueError:  # no such block: leave it to the client to say what is missing
+            return settings
+        settings = load_settings(plivo_auth_token=str(token))
+    return settings
+
+
+def under_prefect_server() -> bool:
+    return bool(os.environ.get("PREFECT_API_URL"))
+
+
+def gcl_slot_source(name: str, timeout_s: float | None = None) -> SlotSource:
+    """Reserve `n` slots of the GCL `name`; strict, so a missing limit is an error, not a no-op."""
+
+    async def take(n: int) -> None:
+        from prefect.concurrency.asyncio import rate_limit
+
+        await rate_limit(name, occupy=n, timeout_seconds=timeout_s, strict=True)
+
+    return take
+
+
+_shared: dict[str, RateLimiter] = {}
+_shared_lock = threading.Lock()
+
+
+def account_limiter(settings: Settings, *, shared: bool | None = None) -> RateLimiter:
+    """The account's limiter in this process; fed from the account's GCL when `shared`
+    (default: when a Prefect server is configured)."""
+    auth_id = settings.plivo_auth_id
+    if not auth_id:
+        raise ValueError("no PLIVO_AUTH_ID: cannot pick the account's rate limiter")
+    max_requests, period_s = settings.rate_limit_requests, settings.rate_limit_period_s
+    if not (under_prefect_server() if shared is None else shared):
+        return limiter_for(auth_id, max_requests, period_s)
+    shape = bucket_shape(auth_id, max_requests, period_s)
+    with _shared_lock:
+        limiter = _shared.get(auth_id)
+        if limiter is None:
+            limiter = RateLimiter(
+                max_requests,
+                period_s,
+                slot_source=gcl_slot_source(shape.name),
+                slot_block=shape.limit,
+            )
+            _shared[auth_id] = limiter
+    return limiter
+
+
+def ensure_account_limit(
+    auth_id: str, max_requests: int, period_s: float, fraction: float = DEFAULT_FRACTION
+) -> BucketShape:
+    """Create or update the account's GCL on the configured Prefect server (idempotent)."""
+    from prefect.client.orchestration import get_client
+
+    shape = bucket_shape(auth_id, max_requests, period_s, fraction)
+    with get_client(sync_client=True) as client:
+        client.upsert_global_concurrency_limit_by_name(
+            shape.name, limit=shape.limit, slot_decay_per_second=shape.slot_decay_per_second
+        )
+    return shape
+
+
+def store_token(token: str) -> None:
+    from prefect.blocks.system import Secret
+
+    Secret(value=token).save(TOKEN_BLOCK, overwrite=True)
+
+
+def worst_case_requests(shape: BucketShape, period_s: float, workers: int) -> int:
+    """Worst case requests in one `period_s` with `workers` processes (see the docstring)."""
+    return shape.limit + math.floor(shape.slot_decay_per_second * period_s) + workers * shape.limit
