@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from callerid.reconcile.compare import counts
@@ -50,6 +50,9 @@ class ReconcileReport:
     @property
     def planned(self) -> tuple[Action, ...]:
         return tuple(r.action for r in self.results)
+
+    def with_csv(self, path: Path) -> ReconcileReport:
+        return replace(self, csv_path=path)
 
     def numbers(self, category: Category) -> list[str]:
         return [f.phone_number for f in self.findings if f.category is category]
