@@ -21,6 +21,7 @@ import math
 import os
 import re
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any, Self
 
 import httpx
@@ -113,7 +114,8 @@ class PlivoClient:
             headers={"User-Agent": f"callerid-bulk/{__version__}", "Accept": "application/json"},
             transport=transport,
         )
-        policy = retry_policy or RetryPolicy(max_attempts=max_attempts)
+        # `max_attempts` always governs; a `retry_policy` (tests, tuning) supplies the waits.
+        policy = replace(retry_policy or RetryPolicy(), max_attempts=max_attempts)
         self._transport = Transport(http, self.limiter, policy)
         self._root = f"/v1/Account/{self.auth_id}/VerifiedCallerId"
 
