@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from pathlib import Path
 from typing import Annotated
@@ -75,6 +76,7 @@ def serve(
         drop_dir=drop_dir,
     )
     server.start()
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
     typer.echo(f"Plivo sandbox listening on {server.url}")
     typer.echo(f"  PLIVO_API_URL={server.url}")
     typer.echo(f"  PLIVO_AUTH_ID={auth_id}  PLIVO_AUTH_TOKEN={mask_secret(auth_token)}")
@@ -88,6 +90,10 @@ def serve(
         typer.echo("stopping")
     finally:
         server.stop()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,73 @@
+"""`callerid sandbox serve` as a real process: it serves, masks the token, and stops on a signal."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from callerid.cli.sandbox import parse_rate
+
+CALLERID = Path(sys.executable).with_name("callerid")
+
+
+def test_serve_answers_the_api_and_never_prints_the_token() -> None:
+    token = "cli-secret-token-123"
+    process = subprocess.Popen(
+        [
+            str(CALLERID),
+            "sandbox",
+            "serve",
+            "--port",
+            "0",
+            "--auth-token",
+            token,
+            "--seed",
+            "1",
+            "--otp-digits",
+            "6",
+            "--rate",
+            "2/60",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stdout is not None
+    try:
+        first = process.stdout.readline()
+        assert first.startswith("Plivo sandbox listening on http://127.0.0.1:"), first
+        url = first.rsplit(" ", 1)[1].strip()
+        auth = ("MASANDBOXACCOUNT0001", token)
+        base = f"{url}/v1/Account/MASANDBOXACCOUNT0001/VerifiedCallerId/"
+        started = httpx.post(base, json={"phone_number": "+14155551234"}, auth=auth)
+        assert started.status_code == 201
+        [sent] = httpx.get(f"{url}/_sandbox/messages").json()["messages"]
+        assert len(sent["otp"]) == 6
+        assert httpx.get(base, auth=auth).status_code == 200
+        assert httpx.get(base, auth=auth).status_code == 429  # --rate 2/60
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=10)
+    assert process.returncode == 0, output
+    assert token not in first + output
+    assert "cl****" in first + output
+
+
+@pytest.mark.parametrize(("text", "rate"), [("300/5", (300, 5.0)), ("10/0.5", (10, 0.5))])
+def test_parse_rate(text: str, rate: tuple[int, float]) -> None:
+    assert parse_rate(text) == rate
+
+
+@pytest.mark.parametrize("text", ["fast", "0/5", "10/0", "10/x"])
+def test_parse_rate_refuses_nonsense(text: str) -> None:
+    import typer
+
+    with pytest.raises(typer.BadParameter):
+        parse_rate(text)
