@@ -7,6 +7,7 @@ POST /_sandbox/reset                        state, faults, behaviours and delive
 GET/POST/DELETE /_sandbox/faults            queue faults (see faults.py)
 GET/POST /_sandbox/behaviour                {"phone_number", "behaviour", "late_s"?}
 POST /_sandbox/caller_ids                   seed caller IDs: one object or {"caller_ids": [...]}
+GET/POST /_sandbox/network                  {"inbox_url", "drop_dir", "reply_delay_s", "late_s"}
 GET  /_sandbox/deliveries                   outcome of every simulated SMS delivery
 """
 
@@ -129,6 +130,16 @@ def control_routes(
             return _bad(str(exc))
         return JSONResponse({"caller_ids": [c.get_json() for c in seeded]}, status_code=201)
 
+    async def network_settings(request: Request) -> Response:
+        if network is None:
+            return _bad("this sandbox has no phone network", 409)
+        if request.method == "GET":
+            return JSONResponse(network.settings())
+        try:
+            return JSONResponse(network.configure(**await _json(request)))
+        except (ValueError, TypeError) as exc:
+            return _bad(str(exc))
+
     async def deliveries(request: Request) -> Response:
         found = network.deliveries() if network is not None else []
         return JSONResponse({"deliveries": [d.to_json() for d in found]})
@@ -141,5 +152,6 @@ def control_routes(
         Route("/_sandbox/faults", fault_queue, methods=["GET", "POST", "DELETE"]),
         Route("/_sandbox/behaviour", behaviour, methods=["GET", "POST"]),
         Route("/_sandbox/caller_ids", caller_ids, methods=["POST"]),
+        Route("/_sandbox/network", network_settings, methods=["GET", "POST"]),
         Route("/_sandbox/deliveries", deliveries, methods=["GET"]),
     ]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from callerid.sandbox.delivery import Delivery, OutboundSms, send_to_drop_dir, send_webhook
 from callerid.sandbox.models import SentOtp
@@ -84,6 +85,34 @@ class PhoneNetwork:
             raise ValueError("late_s must not be negative")
         with self._cond:
             self._behaviours[number] = (Behaviour(behaviour), late_s)
+
+    def configure(self, **changes: Any) -> dict[str, Any]:
+        """Change where and when OTPs are delivered (keys: inbox_url, drop_dir, reply_delay_s,
+        late_s; None unsets a target). Applies to OTPs sent from now on."""
+        unknown = set(changes) - {"inbox_url", "drop_dir", "reply_delay_s", "late_s"}
+        if unknown:
+            raise ValueError(f"unknown network settings: {sorted(unknown)}")
+        for key in ("reply_delay_s", "late_s"):
+            if key in changes and (changes[key] is None or float(changes[key]) < 0):
+                raise ValueError(f"{key} must be a number >= 0")
+        with self._cond:
+            if "inbox_url" in changes:
+                self.inbox_url = str(changes["inbox_url"]) if changes["inbox_url"] else None
+            if "drop_dir" in changes:
+                self.drop_dir = Path(changes["drop_dir"]) if changes["drop_dir"] else None
+            for key in ("reply_delay_s", "late_s"):
+                if key in changes:
+                    setattr(self, key, float(changes[key]))
+            return self.settings()
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "inbox_url": self.inbox_url,
+            "drop_dir": str(self.drop_dir) if self.drop_dir else None,
+            "reply_delay_s": self.reply_delay_s,
+            "late_s": self.late_s,
+            "inbox_number": self.inbox_number,
+        }
 
     def behaviour_for(self, phone_number: str) -> Behaviour:
         number = parse_number(phone_number) or phone_number

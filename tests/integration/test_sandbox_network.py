@@ -256,3 +256,22 @@ def test_drop_dir_gets_one_jsonl_line_per_message(tmp_path: Path) -> None:
     assert record["text"] == f"Your verification code is {sandbox.backend.otp_for(uuid)}"
     assert record["received_at"].endswith("Z")
     assert not list((tmp_path / "drop").glob(".sandbox-*"))  # no temporary file left behind
+
+
+def test_the_inbox_can_be_configured_after_start(inbox: Inbox, tmp_path: Path) -> None:
+    with SandboxServer(reply_delay_s=0) as sandbox:
+        initiate(sandbox, "+14155550123")  # no target yet: nothing scheduled
+        assert sandbox.network.pending() == 0
+        settings = httpx.post(
+            f"{sandbox.url}/_sandbox/network",
+            json={"inbox_url": inbox.url, "drop_dir": str(tmp_path), "reply_delay_s": 0.01},
+        ).json()
+        assert settings["inbox_url"] == inbox.url and settings["reply_delay_s"] == 0.01
+        initiate(sandbox)
+        [hook] = inbox.wait_for(1)
+        assert hook["form"]["From"] == "14155551234" and hook["v3_ok"]
+        wait_until(lambda: len(list(tmp_path.glob("*.jsonl"))) == 1)
+        bad = httpx.post(f"{sandbox.url}/_sandbox/network", json={"reply_delay_s": -1})
+        assert bad.status_code == 400
+        bad = httpx.post(f"{sandbox.url}/_sandbox/network", json={"inbox": "x"})
+        assert bad.status_code == 400 and "unknown network settings" in bad.json()["error"]
