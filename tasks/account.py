@@ -69,19 +69,65 @@ def under_prefect_server() -> bool:
     return bool(os.environ.get("PREFECT_API_URL"))
 
 
+class MissingLimitError(RuntimeError):
+    """The account's global concurrency limit does not exist on the Prefect server."""
+
+
 def gcl_slot_source(name: str, timeout_s: float | None = None) -> SlotSource:
     """Reserve `n` slots of the GCL `name`; strict, so a missing limit is an error, not a no-op."""
 
     async def take(n: int) -> None:
         from prefect.concurrency.asyncio import rate_limit
+        from prefect.exceptions import ConcurrencySlotAcquisitionError
 
-        await rate_limit(name, occupy=n, timeout_seconds=timeout_s, strict=True)
+        try:
+            await rate_limit(name, occupy=n, timeout_seconds=timeout_s, strict=True)
+        except ConcurrencySlotAcquisitionError as exc:
+            raise MissingLimitError(
+                f"cannot take slots of the global concurrency limit {name!r} ({exc}); "
+                "create it with `callerid setup-prefect`"
+            ) from None
 
     return take
 
 
-_shared: dict[str, RateLimiter] = {}
-_shared_lock = threading.Lock()
+_installed: dict[str, RateLimiter] = {}
+_installed_lock = threading.Lock()
+
+
+def install_shared_limiter(settings: Settings) -> RateLimiter:
+    """Make the account's process-wide limiter (`limiter_for`) one fed from the account's GCL.
+
+    Done before any client exists (a deployment pull step, or the start of a flow), so every
+    client of this process, whichever module builds it, shares the one GCL-fed bucket.
+    """
+    from callerid.plivo import limiter as limiter_module
+
+    auth_id = settings.plivo_auth_id
+    if not auth_id:
+        raise ValueError("no PLIVO_AUTH_ID: cannot pick the account's rate limiter")
+    max_requests, period_s = settings.rate_limit_requests, settings.rate_limit_period_s
+    shape = bucket_shape(auth_id, max_requests, period_s)
+    with _installed_lock:
+        if auth_id in _installed:
+            return _installed[auth_id]
+        limiter = RateLimiter(
+            max_requests,
+            period_s,
+            slot_source=gcl_slot_source(shape.name),
+            slot_block=shape.limit,
+        )
+        # limiter_for has no public "install": its registry is the one place every client of
+        # this process looks, so the GCL-fed limiter goes there (first come, as limiter_for does).
+        with limiter_module._registry_lock:
+            existing = limiter_module._registry.setdefault(auth_id, limiter)
+        if existing is not limiter:
+            raise RuntimeError(
+                f"account {auth_id} already has an in-process limiter; install the shared one "
+                "before the first client is created"
+            )
+        _installed[auth_id] = limiter
+        return limiter
 
 
 def account_limiter(settings: Settings, *, shared: bool | None = None) -> RateLimiter:
@@ -90,21 +136,9 @@ def account_limiter(settings: Settings, *, shared: bool | None = None) -> RateLi
     auth_id = settings.plivo_auth_id
     if not auth_id:
         raise ValueError("no PLIVO_AUTH_ID: cannot pick the account's rate limiter")
-    max_requests, period_s = settings.rate_limit_requests, settings.rate_limit_period_s
-    if not (under_prefect_server() if shared is None else shared):
-        return limiter_for(auth_id, max_requests, period_s)
-    shape = bucket_shape(auth_id, max_requests, period_s)
-    with _shared_lock:
-        limiter = _shared.get(auth_id)
-        if limiter is None:
-            limiter = RateLimiter(
-                max_requests,
-                period_s,
-                slot_source=gcl_slot_source(shape.name),
-                slot_block=shape.limit,
-            )
-            _shared[auth_id] = limiter
-    return limiter
+    if under_prefect_server() if shared is None else shared:
+        install_shared_limiter(settings)
+    return limiter_for(auth_id, settings.rate_limit_requests, settings.rate_limit_period_s)
 
 
 def ensure_account_limit(
@@ -130,3 +164,17 @@ def store_token(token: str) -> None:
 def worst_case_requests(shape: BucketShape, period_s: float, workers: int) -> int:
     """Worst case requests in one `period_s` with `workers` processes (see the docstring)."""
     return shape.limit + math.floor(shape.slot_decay_per_second * period_s) + workers * shape.limit
+
+
+def ensure_process_pool(name: str) -> str:
+    """Create a process work pool called `name` unless it exists; 'created' or 'exists'."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_work_pool(WorkPoolCreate(name=name, type="process"))
+        except ObjectAlreadyExists:
+            return "exists"
+    return "created"
