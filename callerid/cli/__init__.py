@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from callerid import __version__
-from callerid.cli import check, db, inbox, run, sandbox
+from callerid.cli import check, db, inbox, reconcile, run, sandbox
 
 app = typer.Typer(no_args_is_help=True, help="Bulk-verify phone numbers as Plivo caller IDs.")
 
@@ -21,7 +21,7 @@ def version() -> None:
     typer.echo(__version__)
 
 
-for module in (sandbox, check, db, inbox, run):
+for module in (sandbox, check, db, inbox, run, reconcile):
     module.register(app)
 
 
