@@ -54,7 +54,9 @@ def test_serve_answers_the_api_and_never_prints_the_token() -> None:
         assert httpx.get(base, auth=auth).status_code == 429  # --rate 2/60
     finally:
         process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=10)
+        process.wait(timeout=10)
+        output = process.stdout.read()  # not communicate(): it would skip what readline buffered
+        process.stdout.close()
     assert process.returncode == 0, output
     assert token not in first + output
     assert "cl****" in first + output

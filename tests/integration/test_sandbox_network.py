@@ -142,6 +142,7 @@ def test_sms_otp_arrives_as_a_signed_plivo_webhook(sandbox: SandboxServer, inbox
     }
     assert hook["v3_ok"] and hook["ma_v3_ok"]
     assert hook["content_type"].startswith("application/x-www-form-urlencoded")
+    wait_until(lambda: len(sandbox.network.deliveries()) == 1)  # recorded once the POST returns
     [delivery] = sandbox.network.deliveries()
     assert delivery.ok and delivery.status_code == 200 and delivery.verification_uuid == uuid
 
