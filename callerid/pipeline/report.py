@@ -1,0 +1,183 @@
+"""The run's reports: results.csv (every input row), rejects.csv, and the summary/failure tables.
+
+Everything here is built from the ingest result and the ledger's outcomes; nothing here carries an
+OTP code or a token (the ledger outcome has neither).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from callerid.ledger.models import NumberStatus
+from callerid.pipeline.options import RunPaths
+
+if TYPE_CHECKING:
+    from callerid.ingest import IngestResult
+
+REJECTED = "rejected"
+RESULT_COLUMNS = (
+    "line",
+    "raw",
+    "phone_number",
+    "alias",
+    "channel",
+    "status",
+    "verification_uuid",
+    "attempts",
+    "reason",
+)
+REJECT_COLUMNS = ("line", "raw", "reason", "message", "duplicate_of_line")
+_OK = frozenset({NumberStatus.VERIFIED, NumberStatus.ALREADY_VERIFIED})
+
+
+@dataclass(frozen=True, slots=True)
+class NumberOutcome:
+    """Where one number stands in the ledger at the end of a run."""
+
+    e164: str
+    status: str
+    verification_uuid: str | None = None
+    attempts: int = 0
+    wrong_otps: int = 0
+    last_error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in _OK
+
+    def reason(self) -> str:
+        if self.status == NumberStatus.VERIFIED:
+            return "verified"
+        if self.status == NumberStatus.ALREADY_VERIFIED:
+            return "already a verified caller ID of the account"
+        if self.last_error:
+            return self.last_error
+        if self.status == NumberStatus.FAILED:
+            return f"not verified after {self.attempts} attempt(s)"
+        return f"not final: {self.status}"
+
+
+def result_rows(
+    ingest: IngestResult, outcomes: Mapping[str, NumberOutcome]
+) -> list[dict[str, Any]]:
+    """One row per input row, in file order: accepted rows with their outcome, rejects as such."""
+    rows: list[dict[str, Any]] = []
+    for acc in ingest.accepted:
+        out = outcomes.get(acc.e164) or NumberOutcome(
+            acc.e164, "unknown", last_error="not in ledger"
+        )
+        rows.append(
+            {
+                "line": acc.line,
+                "raw": acc.raw,
+                "phone_number": acc.e164,
+                "alias": acc.alias or "",
+                "channel": str(acc.channel),
+                "status": out.status,
+                "verification_uuid": out.verification_uuid or "",
+                "attempts": out.attempts,
+                "reason": out.reason(),
+            }
+        )
+    for rej in ingest.rejected:
+        reason = str(rej.reason)
+        if rej.duplicate_of_line is not None:
+            reason = f"{reason}: same number as line {rej.duplicate_of_line}"
+        elif rej.message:
+            reason = f"{reason}: {rej.message}"
+        rows.append(
+            {
+                "line": rej.line,
+                "raw": rej.raw,
+                "phone_number": "",
+                "alias": "",
+                "channel": "",
+                "status": REJECTED,
+                "verification_uuid": "",
+                "attempts": 0,
+                "reason": reason,
+            }
+        )
+    rows.sort(key=lambda r: int(r["line"]))
+    return rows
+
+
+def _write_csv(path: Path, columns: Iterable[str], rows: Iterable[Mapping[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_run_reports(
+    paths: RunPaths, ingest: IngestResult, outcomes: Mapping[str, NumberOutcome]
+) -> list[dict[str, Any]]:
+    """Write results.csv and rejects.csv; return the result rows."""
+    rows = result_rows(ingest, outcomes)
+    _write_csv(paths.results_csv, RESULT_COLUMNS, rows)
+    _write_csv(
+        paths.rejects_csv,
+        REJECT_COLUMNS,
+        (
+            {
+                "line": r.line,
+                "raw": r.raw,
+                "reason": str(r.reason),
+                "message": r.message or "",
+                "duplicate_of_line": "" if r.duplicate_of_line is None else r.duplicate_of_line,
+            }
+            for r in ingest.rejected
+        ),
+    )
+    return rows
+
+
+def failure_rows(outcomes: Mapping[str, NumberOutcome]) -> list[dict[str, Any]]:
+    """The numbers that did not verify, with why: the table artifact."""
+    return [
+        {
+            "phone_number": o.e164,
+            "status": o.status,
+            "attempts": o.attempts,
+            "wrong_otps": o.wrong_otps,
+            "reason": o.reason(),
+        }
+        for o in sorted(outcomes.values(), key=lambda o: o.e164)
+        if not o.ok
+    ]
+
+
+def status_counts(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    return dict(sorted(Counter(str(r["status"]) for r in rows).items()))
+
+
+def summary_markdown(
+    *,
+    run_id: str,
+    csv_path: str,
+    counts: Mapping[str, int],
+    paths: RunPaths,
+    sandbox: bool,
+    elapsed_s: float,
+) -> str:
+    """The markdown artifact (no indentation: Prefect renders indented lines as code)."""
+    lines = [
+        f"# Bulk verification `{run_id}`",
+        "",
+        f"Input: `{csv_path}`" + (" — against the local **sandbox**" if sandbox else ""),
+        f"Elapsed: {elapsed_s:.1f} s",
+        "",
+        "| status | rows |",
+        "| --- | ---: |",
+        *(f"| {status} | {n} |" for status, n in counts.items()),
+        f"| **total** | {sum(counts.values())} |",
+        "",
+        f"Reports: `{paths.results_csv}`, `{paths.rejects_csv}`",
+    ]
+    return "\n".join(lines) + "\n"

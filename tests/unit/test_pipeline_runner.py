@@ -1,0 +1,110 @@
+"""The loop's order and caps, on a fake world (no Prefect, no database, no HTTP)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from callerid.pipeline.options import PipelineOptions
+from callerid.pipeline.runner import Work, drive
+from callerid.pipeline.session import StepResult
+
+
+class FakeWorld:
+    """Numbers move queued -> live -> (a reply arrives one round later) -> final."""
+
+    def __init__(self, numbers: int, *, silent: int = 0) -> None:
+        self.queued = numbers
+        self.live: list[int] = []  # rounds each live verification has waited
+        self.silent_live = 0
+        self.silent_left = silent
+        self.final = 0
+        self.calls: list[str] = []
+        self.max_live_seen = 0
+        self.idle_rounds = 0
+        self.clock_syncs = 0
+
+    def work(self) -> Work:
+        due = self.silent_live if self.idle_rounds >= 2 else 0
+        return Work(
+            new_messages=sum(1 for age in self.live if age >= 1),
+            queued=self.queued,
+            live=len(self.live) + self.silent_live,
+            due=due,
+            pending=self.queued + len(self.live) + self.silent_live,
+        )
+
+
+class FakeOps:
+    def __init__(self, world: FakeWorld) -> None:
+        self.w = world
+
+    async def sync_clock(self) -> None:
+        self.w.clock_syncs += 1
+
+    def work(self) -> Work:
+        return self.w.work()
+
+    async def complete(self) -> StepResult:
+        self.w.calls.append("complete")
+        done = [age for age in self.w.live if age >= 1]
+        self.w.live = [age for age in self.w.live if age < 1]
+        self.w.final += len(done)
+        return StepResult(len(done))
+
+    async def expire(self) -> StepResult:
+        self.w.calls.append("expire")
+        n, self.w.silent_live = self.w.silent_live, 0
+        self.w.final += n
+        return StepResult(n)
+
+    async def initiate(self, limit: int) -> StepResult:
+        self.w.calls.append(f"initiate:{limit}")
+        n = min(limit, self.w.queued)
+        self.w.queued -= n
+        silent = min(n, self.w.silent_left)
+        self.w.silent_left -= silent
+        self.w.silent_live += silent
+        self.w.live.extend([0] * (n - silent))
+        return StepResult(n)
+
+    async def progress(self, work: Work) -> None:
+        self.w.calls.append("|")  # end of a round
+        self.w.live = [age + 1 for age in self.w.live]
+        self.w.max_live_seen = max(self.w.max_live_seen, work.live)
+
+    async def idle(self, work: Work) -> None:
+        self.w.idle_rounds += 1
+
+
+def _run(world: FakeWorld, **options: object) -> Work:
+    opts = PipelineOptions(poll_interval_s=0.001, **options)  # type: ignore[arg-type]
+    return asyncio.run(drive(FakeOps(world), opts, clock_sync_every_s=0.0))
+
+
+def test_every_number_ends_final_within_the_in_flight_cap_and_batch_size() -> None:
+    world = FakeWorld(95)
+    last = _run(world, max_in_flight=30, batch_size=20)
+    assert last.finished and world.final == 95
+    assert world.max_live_seen <= 30
+    sizes = [int(c.split(":")[1]) for c in world.calls if c.startswith("initiate")]
+    assert max(sizes) <= 20
+
+
+def test_completions_are_submitted_before_new_initiations_in_a_round() -> None:
+    world = FakeWorld(40)
+    _run(world, max_in_flight=10, batch_size=10)
+    rounds = [r.strip(",").split(",") for r in ",".join(world.calls).split("|") if r.strip(",")]
+    mixed = [r for r in rounds if "complete" in r and any(c.startswith("initiate") for c in r)]
+    assert mixed, "some round both completed and initiated"
+    for calls in mixed:
+        first_initiate = next(i for i, c in enumerate(calls) if c.startswith("initiate"))
+        assert calls.index("complete") < first_initiate
+
+
+def test_waiting_numbers_cost_polls_not_steps_until_their_window_ends() -> None:
+    world = FakeWorld(5, silent=5)
+    last = _run(world, max_in_flight=10, batch_size=10)
+    assert last.finished
+    assert world.calls.count("initiate:10") == 1
+    assert world.calls.count("expire") == 1  # only once the fake window had ended
+    assert world.idle_rounds >= 2 and world.clock_syncs >= world.idle_rounds
