@@ -92,13 +92,12 @@ def signed_headers(
 
 
 def send_webhook(
-    url: str, sms: OutboundSms, owner_token: str, main_token: str, timeout_s: float
+    client: httpx.Client, url: str, sms: OutboundSms, owner_token: str, main_token: str
 ) -> Delivery:
     params = sms.webhook_params()
     headers = signed_headers(url, params, sms.nonce, owner_token, main_token)
     try:
-        with httpx.Client(timeout=timeout_s) as client:
-            response = client.post(url, data=params, headers=headers)
+        response = client.post(url, data=params, headers=headers)
     except httpx.HTTPError as exc:
         return _record(sms, url, False, None, f"{type(exc).__name__}: {exc}")
     ok = response.is_success

@@ -23,6 +23,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from callerid.sandbox.delivery import Delivery, OutboundSms, send_to_drop_dir, send_webhook
 from callerid.sandbox.models import SentOtp
 from callerid.sandbox.numbers import parse_number
@@ -70,6 +72,7 @@ class PhoneNetwork:
         self._scheduled: list[_Scheduled] = []
         self._deliveries: list[Delivery] = []
         self._thread: threading.Thread | None = None
+        self._client: httpx.Client | None = None
         self._stopping = False
         backend.subscribe(self._on_sent)
 
@@ -183,13 +186,19 @@ class PhoneNetwork:
                     self._deliveries.append(delivery)
         return len(due)
 
+    def _http(self) -> httpx.Client:
+        # one client for every delivery: building one costs an SSL context each time
+        if self._client is None:
+            self._client = httpx.Client(timeout=self.timeout_s)
+        return self._client
+
     def _deliver(self, sms: OutboundSms) -> list[Delivery]:
         results = []
         received_at = self.backend.clock.now()
         if self.inbox_url is not None:
             owner = self.backend.token_for(sms.sent.account)
             main = self.backend.token_for(self.backend.main_auth_id)
-            results.append(send_webhook(self.inbox_url, sms, owner, main, self.timeout_s))
+            results.append(send_webhook(self._http(), self.inbox_url, sms, owner, main))
         if self.drop_dir is not None:
             results.append(send_to_drop_dir(self.drop_dir, sms, received_at))
         for result in results:
@@ -213,6 +222,9 @@ class PhoneNetwork:
         if self._thread is not None:
             self._thread.join(timeout=self.timeout_s + 1)
             self._thread = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     def _run(self) -> None:
         while True:
