@@ -1,0 +1,206 @@
+"""The IMAP source: a mailbox that an SMS-to-email gateway (or a person forwarding) writes to.
+
+The sender's number is read from the From address (`14155550123@sms.example.com`), else from the
+subject (`SMS from +1 415 555 0123`); the text is the first text/plain part (else the subject).
+Messages are fetched with BODY.PEEK (not marking them read), stored once per Message-ID (or
+UIDVALIDITY:UID when there is none), and flagged \\Seen only after the store committed, so a crash
+between the two reads them again and stores nothing twice.
+
+Credentials come from `ImapSettings` (environment, `CALLERID_IMAP_*`) or from whatever the caller
+builds an `ImapConfig` from (the Prefect task reads a Secret block); the password never appears in
+a repr or a log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email
+import email.policy
+import imaplib
+import logging
+import re
+import ssl
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import parseaddr, parsedate_to_datetime
+from enum import StrEnum
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from callerid.inbox import store
+from callerid.inbox.db import SessionScope
+from callerid.inbox.models import MAX_TEXT_CHARS, InboundMessage, MessageSource
+from callerid.inbox.text import normalise_number
+
+log = logging.getLogger(__name__)
+_SUBJECT_NUMBER_RE = re.compile(r"\+?\d[\d\s().\-]{6,}\d")
+
+
+class TlsMode(StrEnum):
+    SSL = "ssl"  # TLS from the first byte (port 993)
+    STARTTLS = "starttls"  # plain connect, then STARTTLS before login (port 143)
+
+
+class ImapError(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.message,))
+
+
+@dataclass(frozen=True)
+class ImapConfig:
+    host: str
+    username: str
+    password: str = field(repr=False)
+    port: int | None = None
+    tls: TlsMode = TlsMode.SSL
+    mailbox: str = "INBOX"
+    cafile: str | None = None  # a private CA (tests: the self-signed certificate)
+    timeout_s: float = 30.0
+
+    @property
+    def resolved_port(self) -> int:
+        return self.port or (993 if self.tls is TlsMode.SSL else 143)
+
+
+class ImapSettings(BaseSettings):
+    """`CALLERID_IMAP_HOST`, `_PORT`, `_USERNAME`, `_PASSWORD`, `_TLS`, `_MAILBOX`, `_CAFILE`."""
+
+    model_config = SettingsConfigDict(env_prefix="CALLERID_IMAP_", extra="ignore")
+
+    host: str | None = None
+    port: int | None = None
+    username: str | None = None
+    password: SecretStr | None = Field(default=None)
+    tls: TlsMode = TlsMode.SSL
+    mailbox: str = "INBOX"
+    cafile: str | None = None
+
+    def to_config(self) -> ImapConfig:
+        if not (self.host and self.username and self.password):
+            raise ImapError("IMAP needs CALLERID_IMAP_HOST, _USERNAME and _PASSWORD")
+        return ImapConfig(
+            host=self.host,
+            username=self.username,
+            password=self.password.get_secret_value(),
+            port=self.port,
+            tls=self.tls,
+            mailbox=self.mailbox,
+            cafile=self.cafile,
+        )
+
+
+def sender_number(from_header: str, subject: str) -> str | None:
+    """E.164 from the From address's local part, else the first number in the subject."""
+    _, address = parseaddr(from_header)
+    local = address.split("@", 1)[0]
+    found = normalise_number(local) if local.strip("+").isdigit() else None
+    if found:
+        return found
+    for match in _SUBJECT_NUMBER_RE.finditer(subject):
+        if found := normalise_number(match.group()):
+            return found
+    return None
+
+
+def _body_text(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("plain",))
+    if part is not None:
+        try:
+            return str(part.get_content()).strip()
+        except (LookupError, UnicodeDecodeError):
+            return ""
+    return ""
+
+
+def to_message(raw: bytes, fallback_id: str, account: str | None) -> InboundMessage:
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    subject = str(parsed.get("Subject", "") or "")
+    sender = str(parsed.get("From", "") or "")
+    number = sender_number(sender, subject)
+    text = (_body_text(parsed) or subject)[:MAX_TEXT_CHARS]
+    try:
+        received = parsedate_to_datetime(str(parsed["Date"])) if parsed["Date"] else None
+    except (TypeError, ValueError):
+        received = None
+    message_id = str(parsed.get("Message-ID", "") or "").strip()
+    return InboundMessage(
+        source=MessageSource.IMAP,
+        external_id=(message_id or fallback_id)[:255],
+        from_number=number or (parseaddr(sender)[1][:64] or None),
+        to_number=None,
+        text=text,
+        received_at=received or datetime.now(UTC),
+        account=account,
+    )
+
+
+def connect(config: ImapConfig) -> imaplib.IMAP4:
+    context = ssl.create_default_context(cafile=config.cafile)
+    try:
+        client: imaplib.IMAP4
+        if config.tls is TlsMode.SSL:
+            client = imaplib.IMAP4_SSL(
+                config.host, config.resolved_port, ssl_context=context, timeout=config.timeout_s
+            )
+        else:
+            client = imaplib.IMAP4(config.host, config.resolved_port, timeout=config.timeout_s)
+            client.starttls(ssl_context=context)
+        client.login(config.username, config.password)
+    except (OSError, imaplib.IMAP4.error) as exc:
+        # the server's words, never the password
+        raise ImapError(
+            f"IMAP login to {config.host}:{config.resolved_port} failed: {exc}"
+        ) from None
+    return client
+
+
+def _uids(client: imaplib.IMAP4) -> list[str]:
+    status, data = client.uid("SEARCH", "UNSEEN")
+    if status != "OK":
+        raise ImapError("IMAP search failed")
+    return [u.decode() for u in data[0].split()] if data and data[0] else []
+
+
+def _fetch(client: imaplib.IMAP4, uid: str) -> bytes | None:
+    status, data = client.uid("FETCH", uid, "(BODY.PEEK[])")
+    if status != "OK":
+        return None
+    for item in data:
+        if isinstance(item, tuple) and len(item) == 2:
+            return bytes(item[1])
+    return None
+
+
+def poll_mailbox(config: ImapConfig, scope: SessionScope, account: str | None) -> int:
+    """Store every unseen message of the mailbox; returns how many were new to the inbox."""
+    client = connect(config)
+    try:
+        status, _ = client.select(config.mailbox)
+        if status != "OK":
+            raise ImapError(f"IMAP mailbox {config.mailbox!r} cannot be opened")
+        validity = client.response("UIDVALIDITY")[1]
+        prefix = validity[0].decode() if validity and validity[0] else "0"
+        fetched: list[tuple[str, InboundMessage]] = []
+        for uid in _uids(client):
+            raw = _fetch(client, uid)
+            if raw is not None:
+                fallback = f"uid:{prefix}:{uid}"
+                fetched.append((uid, to_message(raw, fallback, account)))
+        stored = 0
+        with scope() as session:
+            for _, message in fetched:
+                stored += store.insert_message(session, message)[1]
+        for uid, _ in fetched:  # only after the commit: a crash before this re-reads, harmlessly
+            client.uid("STORE", uid, "+FLAGS", "(\\Seen)")
+        log.info("IMAP %s: %d fetched, %d new", config.mailbox, len(fetched), stored)
+        return stored
+    finally:
+        with contextlib.suppress(OSError, imaplib.IMAP4.error):
+            client.logout()

@@ -1,0 +1,210 @@
+"""The inbox table: every source writes here once per (source, external_id); the matcher reads.
+
+Functions take a SQLAlchemy `Session` and never commit: the caller's unit of work decides when.
+Insert-once uses the database's own `ON CONFLICT DO NOTHING` (SQLite and PostgreSQL), so two
+receivers storing the same MessageUUID at the same moment still leave one row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from callerid.inbox.models import (
+    AssignmentError,
+    InboundMessage,
+    InvalidCodeError,
+    InvalidNumberError,
+    MessageNotFoundError,
+    StoredMessage,
+    as_utc,
+)
+from callerid.inbox.text import is_code, normalise_number, read_text
+from callerid.ledger.models import InboxMessage, InboxStatus
+
+
+def _values(message: InboundMessage, now: datetime) -> dict[str, object]:
+    return {
+        "account": message.account,
+        "source": message.source.value,
+        "external_id": message.external_id,
+        "from_number": message.from_number,
+        "to_number": message.to_number,
+        "text": message.text,
+        "received_at": message.received_at,
+        "status": InboxStatus.NEW.value,
+        "created_at": now,
+    }
+
+
+def _find_id(session: Session, source: str, external_id: str) -> int | None:
+    query = select(InboxMessage.id).where(
+        InboxMessage.source == source, InboxMessage.external_id == external_id
+    )
+    return session.execute(query).scalar_one_or_none()
+
+
+def insert_message(
+    session: Session, message: InboundMessage, now: datetime | None = None
+) -> tuple[int, bool]:
+    """Store `message` unless its (source, external_id) is already there: (row id, created)."""
+    values = _values(message, now or datetime.now(UTC))
+    dialect = session.get_bind().dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+        statement = (
+            insert(InboxMessage)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["source", "external_id"])
+            .returning(InboxMessage.id)
+        )
+        new_id = session.execute(statement).scalar_one_or_none()
+        if new_id is not None:
+            return int(new_id), True
+    else:  # other databases: look first (a race here ends in the unique constraint's error)
+        if _find_id(session, message.source.value, message.external_id) is None:
+            row = InboxMessage(**values)
+            session.add(row)
+            session.flush()
+            return row.id, True
+    existing = _find_id(session, message.source.value, message.external_id)
+    if existing is None:  # pragma: no cover - the conflict we just hit cannot vanish
+        raise RuntimeError("inbox insert conflicted with a row that is not there")
+    return existing, False
+
+
+def to_stored(row: InboxMessage) -> StoredMessage:
+    return StoredMessage(
+        id=row.id,
+        account=row.account,
+        source=row.source,
+        external_id=row.external_id,
+        from_number=row.from_number,
+        to_number=row.to_number,
+        text=row.text,
+        received_at=as_utc(row.received_at),
+        matched_e164=row.matched_e164,
+        code=row.code,
+        status=row.status,
+        note=row.note,
+    )
+
+
+def _account_filter(account: str | None) -> list[ColumnElement[bool]]:
+    if account is None:
+        return []
+    # Messages from a source that cannot tell the account (a shared mailbox) belong to everyone.
+    return [(InboxMessage.account == account) | InboxMessage.account.is_(None)]
+
+
+def list_messages(
+    session: Session,
+    status: InboxStatus | str | None = None,
+    account: str | None = None,
+    limit: int = 100,
+) -> list[StoredMessage]:
+    """Newest first."""
+    query = select(InboxMessage).where(*_account_filter(account))
+    if status is not None:
+        query = query.where(InboxMessage.status == InboxStatus(status).value)
+    query = query.order_by(InboxMessage.received_at.desc(), InboxMessage.id.desc()).limit(limit)
+    return [to_stored(row) for row in session.execute(query).scalars()]
+
+
+def new_rows(session: Session, account: str | None) -> Sequence[InboxMessage]:
+    """Messages the matcher has not settled yet, oldest first."""
+    query = (
+        select(InboxMessage)
+        .where(InboxMessage.status == InboxStatus.NEW.value, *_account_filter(account))
+        .order_by(InboxMessage.received_at, InboxMessage.id)
+    )
+    return session.execute(query).scalars().all()
+
+
+def get_row(session: Session, message_id: int) -> InboxMessage:
+    row = session.get(InboxMessage, message_id)
+    if row is None:
+        raise MessageNotFoundError(f"no inbox message with id {message_id}")
+    return row
+
+
+def get_message(session: Session, message_id: int) -> StoredMessage:
+    return to_stored(get_row(session, message_id))
+
+
+def set_status(
+    session: Session,
+    message_id: int,
+    status: InboxStatus,
+    *,
+    matched_e164: str | None = None,
+    code: str | None = None,
+    note: str | None = None,
+) -> None:
+    row = get_row(session, message_id)
+    row.status = status.value
+    if matched_e164 is not None:
+        row.matched_e164 = matched_e164
+    if code is not None:
+        row.code = code
+    if note is not None:
+        row.note = note
+
+
+def mark_used(
+    session: Session, message_id: int, e164: str | None = None, code: str | None = None
+) -> None:
+    """The completer submitted this message's code (for `e164`) and Plivo accepted it."""
+    set_status(
+        session, message_id, InboxStatus.USED, matched_e164=e164, code=code, note="code accepted"
+    )
+
+
+def mark_rejected(
+    session: Session,
+    message_id: int,
+    reason: str,
+    e164: str | None = None,
+    code: str | None = None,
+) -> None:
+    """Plivo refused the code (wrong, expired...): keep the message for a person, with why."""
+    set_status(
+        session,
+        message_id,
+        InboxStatus.UNMATCHED,
+        matched_e164=e164,
+        code=code,
+        note=f"code refused: {reason}",
+    )
+
+
+def assign(
+    session: Session, message_id: int, number: str, code: str | None = None
+) -> StoredMessage:
+    """A person settles a message: it belongs to `number`, with `code` or the one in its text.
+
+    The message goes back to `new` with the number and code fixed; the next match pass hands it
+    to the completer if that number is still waiting.
+    """
+    e164 = normalise_number(number)
+    if e164 is None:
+        raise InvalidNumberError("not a valid phone number (use E.164, e.g. +14155550123)")
+    row = get_row(session, message_id)
+    if row.status == InboxStatus.USED.value:
+        raise AssignmentError(f"message {message_id} was already used")
+    if code is None:
+        reading = read_text(row.text)
+        if reading.code is None:
+            found = "no code" if not reading.codes else f"{len(reading.codes)} candidate codes"
+            raise AssignmentError(f"message {message_id} has {found} in its text: pass --code")
+        code = reading.code
+    elif not is_code(code):
+        raise InvalidCodeError("a code is 4 to 8 digits")
+    row.matched_e164, row.code = e164, code
+    row.status = InboxStatus.NEW.value
+    row.note = "assigned by a person"
+    return to_stored(row)

@@ -1,0 +1,151 @@
+"""The inbox table on file SQLite and PostgreSQL: stored once, listed, settled, assigned."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from callerid.inbox import store
+from callerid.inbox.manual import submit_code
+from callerid.inbox.matcher import LiveVerification, match_rows
+from callerid.inbox.models import (
+    AssignmentError,
+    InboundMessage,
+    InvalidCodeError,
+    InvalidNumberError,
+    MessageNotFoundError,
+    MessageSource,
+)
+from callerid.ledger.models import InboxStatus, NumberStatus
+from tests.inbox_support import ACCOUNT, add_number, all_messages, make_engine, session
+
+NOW = datetime.now(UTC)
+A, B = "+14155550123", "+14155550124"
+
+
+def msg(
+    external_id: str, text: str = "Your code is 4821", sender: str = "14155550123"
+) -> InboundMessage:
+    return InboundMessage(
+        source=MessageSource.WEBHOOK,
+        external_id=external_id,
+        from_number=sender,
+        to_number="15005550100",
+        text=text,
+        received_at=NOW,
+        account=ACCOUNT,
+    )
+
+
+def test_insert_once_per_source_and_external_id(db_url: str) -> None:
+    engine = make_engine(db_url)
+    with session(engine) as s:
+        first = store.insert_message(s, msg("m-1"))
+        again = store.insert_message(s, msg("m-1", text="something else"))
+        other_source = store.insert_message(
+            s, InboundMessage(MessageSource.FILE, "m-1", "1", None, "x", NOW)
+        )
+    assert first[1] is True and again == (first[0], False)
+    assert other_source[1] is True
+    rows = all_messages(engine)
+    assert [r.text for r in rows] == ["Your code is 4821", "x"]  # the replay changed nothing
+
+
+def test_concurrent_inserts_leave_one_row(db_url: str) -> None:
+    engine = make_engine(db_url)
+    results: list[bool] = []
+    barrier = threading.Barrier(4)
+
+    def insert() -> None:
+        barrier.wait()
+        with session(engine) as s:
+            results.append(store.insert_message(s, msg("same-uuid"))[1])
+
+    threads = [threading.Thread(target=insert) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [False, False, False, True]
+    assert len(all_messages(engine)) == 1
+
+
+def test_match_settle_and_list(db_url: str) -> None:
+    engine = make_engine(db_url)
+    live = {A: LiveVerification(A, "uuid-a", NOW - timedelta(minutes=1))}
+    with session(engine) as s:
+        add_number(s, A, verification_uuid="uuid-a")
+        good = store.insert_message(s, msg("good"))[0]
+        store.insert_message(s, msg("nobody", sender="14155559999"))
+        store.insert_message(s, msg("two", text="1111 or 2222"))
+        matches = match_rows(s, ACCOUNT, live)
+    assert [(m.e164, m.verification_uuid, m.code, m.message_id) for m in matches] == [
+        (A, "uuid-a", "4821", good)
+    ]
+    with session(engine) as s:
+        statuses = {m.external_id: m.status for m in store.list_messages(s)}
+        assert statuses == {"good": "new", "nobody": "unmatched", "two": "ambiguous"}
+        store.mark_used(s, good, A, "4821")
+    with session(engine) as s:
+        used = store.list_messages(s, status=InboxStatus.USED)
+        assert [(m.id, m.matched_e164, m.code) for m in used] == [(good, A, "4821")]
+        assert "4821" not in repr(used[0])  # codes stay out of reprs
+        assert match_rows(s, ACCOUNT, live) == []
+
+
+def test_newest_message_wins_and_refused_code_falls_back(db_url: str) -> None:
+    engine = make_engine(db_url)
+    live = {A: LiveVerification(A, "uuid-a", NOW - timedelta(minutes=1))}
+    with session(engine) as s:
+        older = store.insert_message(s, msg("older", text="code 1111"))[0]
+        row = store.get_row(s, older)
+        row.received_at = NOW - timedelta(seconds=20)
+        newer = store.insert_message(s, msg("newer", text="code 2222"))[0]
+        assert [m.message_id for m in match_rows(s, ACCOUNT, live)] == [newer]
+        store.mark_rejected(s, newer, "invalid otp")
+        assert [(m.message_id, m.code) for m in match_rows(s, ACCOUNT, live)] == [(older, "1111")]
+        assert store.get_message(s, newer).note == "code refused: invalid otp"
+
+
+def test_assign_settles_a_message_for_a_person(db_url: str) -> None:
+    engine = make_engine(db_url)
+    live = {B: LiveVerification(B, "uuid-b", NOW - timedelta(minutes=1))}
+    with session(engine) as s:
+        mid = store.insert_message(s, msg("x", text="1111 or 2222", sender="14155559999"))[0]
+        assert match_rows(s, ACCOUNT, live) == []
+        assert store.get_message(s, mid).status == "unmatched"  # From is nobody waiting
+        with pytest.raises(AssignmentError, match="2 candidate codes"):
+            store.assign(s, mid, B)
+        with pytest.raises(InvalidCodeError):
+            store.assign(s, mid, B, code="12ab")
+        with pytest.raises(InvalidNumberError):
+            store.assign(s, mid, "not a number", code="2222")
+        with pytest.raises(MessageNotFoundError):
+            store.assign(s, 999_999, B, code="2222")
+        assigned = store.assign(s, mid, "(415) 555-0124", code="2222")
+        assert (assigned.status, assigned.matched_e164) == ("new", B)
+        matches = match_rows(s, ACCOUNT, live)
+        assert [(m.e164, m.code, m.message_id) for m in matches] == [(B, "2222", mid)]
+        store.mark_used(s, mid)
+        with pytest.raises(AssignmentError, match="already used"):
+            store.assign(s, mid, B, code="2222")
+
+
+def test_typed_codes_match_like_messages(db_url: str) -> None:
+    engine = make_engine(db_url)
+    live = {A: LiveVerification(A, "uuid-a", NOW - timedelta(minutes=1))}
+    with session(engine) as s:
+        add_number(s, B, status=NumberStatus.INITIATING, verification_uuid=None)
+        mid, created = submit_code(
+            s, ACCOUNT, "+1 415 555 0123", " 4821 ", MessageSource.UI, "run:1"
+        )
+        assert created and submit_code(s, ACCOUNT, A, "4821", MessageSource.UI, "run:1")[1] is False
+        waiting = submit_code(s, ACCOUNT, B, "5555")[0]  # B is still being initiated: it waits
+        with pytest.raises(InvalidCodeError):
+            submit_code(s, ACCOUNT, A, "12")
+        matches = match_rows(s, ACCOUNT, live)
+        assert [(m.e164, m.code, m.message_id) for m in matches] == [(A, "4821", mid)]
+        assert store.get_message(s, waiting).status == "new"
+        assert store.get_message(s, mid).source == "ui"
