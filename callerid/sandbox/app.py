@@ -56,8 +56,6 @@ def create_app(
     ) -> Callable[[Request], Awaitable[Response]]:
         async def serve(request: Request) -> Response:
             backend.record_request()
-            if latency_ms:
-                await asyncio.sleep(latency_ms / 1000)
             fault = faults.take(operation)
             if fault is not None:
                 backend.record_fault()
@@ -79,6 +77,9 @@ def create_app(
                     await wait_for_disconnect(request)
                     return DroppedResponse()
                 await asyncio.sleep(fault.delay_s)
+            if latency_ms:
+                # on the way back: the rolling window then sees requests when the client sent them
+                await asyncio.sleep(latency_ms / 1000)
             return response
 
         return serve
