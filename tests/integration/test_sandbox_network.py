@@ -276,3 +276,25 @@ def test_the_inbox_can_be_configured_after_start(inbox: Inbox, tmp_path: Path) -
         assert bad.status_code == 400
         bad = httpx.post(f"{sandbox.url}/_sandbox/network", json={"inbox": "x"})
         assert bad.status_code == 400 and "unknown network settings" in bad.json()["error"]
+
+
+def test_deliveries_follow_a_manual_clock_exactly(tmp_path: Path) -> None:
+    """No thread, no wall time: `deliver_due()` on a ManualClock (a drop folder as the inbox)."""
+    from callerid.clock import ManualClock
+    from callerid.sandbox import PhoneNetwork, SandboxBackend
+
+    clock = ManualClock()
+    backend = SandboxBackend(clock=clock, seed=2)
+    network = PhoneNetwork(backend, drop_dir=tmp_path, reply_delay_s=2, late_s=30)
+    network.set_behaviour("+14155550123", Behaviour.LATE)
+    backend.initiate(MAIN, NUMBER)
+    backend.initiate(MAIN, "+14155550123")
+    assert network.deliver_due() == 0 and network.pending() == 2
+    clock.advance(2)
+    assert network.deliver_due() == 1
+    clock.advance(15 * 60 - 2 + 29)  # expiry + 29 s
+    assert network.deliver_due() == 0
+    clock.advance(1)  # expiry + 30 s
+    assert network.deliver_due() == 1 and network.pending() == 0
+    received = sorted(json.loads(p.read_text())["received_at"] for p in tmp_path.glob("*.jsonl"))
+    assert received == ["2026-01-01T00:00:02Z", "2026-01-01T00:15:30Z"]
