@@ -46,10 +46,10 @@ def create_app(
     faults = faults if faults is not None else FaultQueue()
 
     def error(status: int, message: str) -> PlivoJSON:
-        return PlivoJSON({"api_id": backend.new_id(), "error": message}, status_code=status)
+        return PlivoJSON({"api_id": backend.new_api_id(), "error": message}, status_code=status)
 
     def ok(body: dict[str, Any], status: int = 200) -> PlivoJSON:
-        return PlivoJSON({"api_id": backend.new_id(), **body}, status_code=status)
+        return PlivoJSON({"api_id": backend.new_api_id(), **body}, status_code=status)
 
     def endpoint(
         operation: Operation, handler: Handler

@@ -86,6 +86,8 @@ class BackendState:
         """Forget every caller ID, verification, message and counter (accounts stay)."""
         with self._lock:
             self._rng = random.Random(self._seed)
+            # api_ids draw from their own stream, so that reads never shift the OTPs and uuids
+            self._api_rng = random.Random(None if self._seed is None else f"api-{self._seed}")
             self._callers: dict[str, CallerId] = {}
             self._order: dict[str, int] = {}  # creation sequence: breaks created_at ties
             self._seq = 0
@@ -101,6 +103,10 @@ class BackendState:
         """A uuid4 drawn from the seeded generator (verification uuids, api_ids, message uuids)."""
         with self._lock:
             return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+
+    def new_api_id(self) -> str:
+        with self._lock:
+            return str(uuid.UUID(int=self._api_rng.getrandbits(128), version=4))
 
     def random_digits(self, count: int) -> str:
         with self._lock:

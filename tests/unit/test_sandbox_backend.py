@@ -370,3 +370,11 @@ def test_default_clock_is_an_offset_clock_and_repr_hides_the_token() -> None:
     backend = SandboxBackend()
     assert isinstance(backend.clock, OffsetClock)
     assert DEFAULT_AUTH_TOKEN not in repr(backend)
+
+
+def test_reads_do_not_shift_the_seeded_sequence() -> None:
+    quiet, busy = (SandboxBackend(clock=ManualClock(), seed=9) for _ in range(2))
+    for _ in range(5):
+        busy.new_api_id()
+        busy.list(MAIN)
+    assert start(quiet) == start(busy)
