@@ -182,4 +182,6 @@ def create_webhook_app(
         Route(path, receive, methods=["GET", "POST"]),
         Route("/healthz", health, methods=["GET"]),
     ]
-    return Starlette(routes=routes)
+    app = Starlette(routes=routes)
+    app.router.redirect_slashes = False  # a redirected POST is not followed by Plivo: say 404
+    return app
