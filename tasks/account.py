@@ -11,9 +11,11 @@ limiter is also fed from a Prefect global concurrency limit (GCL) with slot deca
 (prefect-notes §2: one acquisition costs ~100 ms, so one per request would cap us near 10/s).
 
 Bucket arithmetic: a decaying GCL grants at most `limit + decay * period` slots in any `period`,
-and each process may still hold up to one block it took earlier. With `limit = block` and
-`decay = fraction * N / period`, any period sees at most `block + fraction * N + workers * block`
-requests: for 300 / 5 s, block 10 and fraction 0.85 that is 285 with 2 workers and 295 with 3.
+and each process may still hold up to one block it took earlier. With `limit = 2 * block` (one
+block of slack, so a steady taker rarely meets a 423 and its jittered Retry-After) and
+`decay = fraction * N / period`, any period sees at most `2 * block + fraction * N + workers *
+block` requests: for 300 / 5 s (block 10, fraction 0.85) 295 with 2 workers; more workers may
+meet a 429 now and then, which the client retries.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ DEFAULT_FRACTION = 0.85
 @dataclass(frozen=True)
 class BucketShape:
     name: str
-    limit: int  # GCL slots (burst), also the block taken per acquisition
+    limit: int  # GCL slots: the burst the bucket allows, two blocks
+    block: int  # slots taken per acquisition
     slot_decay_per_second: float
 
 
@@ -48,7 +51,7 @@ def bucket_shape(
         raise ValueError("fraction must be in (0, 1]")
     block = max(1, min(20, max_requests // 30))
     decay = fraction * max_requests / period_s
-    return BucketShape(limit_name(auth_id), block, round(decay, 3))
+    return BucketShape(limit_name(auth_id), 2 * block, block, round(decay, 3))
 
 
 def account_settings() -> Settings:
@@ -77,8 +80,8 @@ def gcl_slot_source(name: str, timeout_s: float | None = None) -> SlotSource:
     """Reserve `n` slots of the GCL `name`; strict, so a missing limit is an error, not a no-op."""
 
     async def take(n: int) -> None:
+        from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
         from prefect.concurrency.asyncio import rate_limit
-        from prefect.exceptions import ConcurrencySlotAcquisitionError
 
         try:
             await rate_limit(name, occupy=n, timeout_seconds=timeout_s, strict=True)
@@ -115,7 +118,7 @@ def install_shared_limiter(settings: Settings) -> RateLimiter:
             max_requests,
             period_s,
             slot_source=gcl_slot_source(shape.name),
-            slot_block=shape.limit,
+            slot_block=shape.block,
         )
         # limiter_for has no public "install": its registry is the one place every client of
         # this process looks, so the GCL-fed limiter goes there (first come, as limiter_for does).
@@ -163,7 +166,7 @@ def store_token(token: str) -> None:
 
 def worst_case_requests(shape: BucketShape, period_s: float, workers: int) -> int:
     """Worst case requests in one `period_s` with `workers` processes (see the docstring)."""
-    return shape.limit + math.floor(shape.slot_decay_per_second * period_s) + workers * shape.limit
+    return shape.limit + math.floor(shape.slot_decay_per_second * period_s) + workers * shape.block
 
 
 def ensure_process_pool(name: str) -> str:
