@@ -82,8 +82,10 @@ class ImapSettings(BaseSettings):
     cafile: str | None = None
 
     def to_config(self) -> ImapConfig:
-        if not (self.host and self.username and self.password):
-            raise ImapError("IMAP needs CALLERID_IMAP_HOST, _USERNAME and _PASSWORD")
+        given = {"HOST": self.host, "USERNAME": self.username, "PASSWORD": self.password}
+        missing = [f"CALLERID_IMAP_{name}" for name, value in given.items() if not value]
+        if missing or not (self.host and self.username and self.password):
+            raise ImapError(f"IMAP is not configured: set {', '.join(missing)}")
         return ImapConfig(
             host=self.host,
             username=self.username,
