@@ -30,6 +30,7 @@ from callerid.settings import Settings, load_settings
 
 TOKEN_BLOCK = "plivo-auth-token"
 DEFAULT_FRACTION = 0.85
+GUARANTEED_WORKERS = 2
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,13 @@ def bucket_shape(
     if not 0 < fraction <= 1:
         raise ValueError("fraction must be in (0, 1]")
     block = max(1, min(20, max_requests // 30))
-    decay = fraction * max_requests / period_s
-    return BucketShape(limit_name(auth_id), 2 * block, block, round(decay, 3))
+    limit = 2 * block
+    # small limits: lower the decay so that GUARANTEED_WORKERS processes still fit (docstring)
+    headroom = (max_requests - limit - GUARANTEED_WORKERS * block) / period_s
+    decay = min(fraction * max_requests / period_s, headroom)
+    if decay <= 0:
+        raise ValueError(f"an account limit of {max_requests} is too small to share")
+    return BucketShape(limit_name(auth_id), limit, block, math.floor(decay * 1000) / 1000)
 
 
 def account_settings() -> Settings:
