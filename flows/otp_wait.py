@@ -1,0 +1,62 @@
+"""`collect-otps-from-person`: a Prefect UI form for the codes no inbox will see.
+
+One pause per batch, inside this small subflow: a pause that times out fails its flow run
+(prefect-notes §1), and this way only this subflow's. While paused, a background thread resumes the
+run as soon as every number has a code in the inbox (an SMS, a mailbox, a file, or
+`callerid otp submit`). What the person types lands in the inbox table as source `ui`; the
+caller's matcher and completer take it from there.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.flow_runs import apause_flow_run
+from prefect.input.run_input import run_input_subclass_from_type
+from prefect.runtime import flow_run
+
+from callerid.inbox.form import describe, otp_form_model, summary, typed_codes
+from tasks.inbox import InboxResumer, record_typed_codes_task, waiting_task
+
+MIN_WAIT_S = 30
+DEFAULT_WAIT_S = 900  # the OTP window, when the ledger cannot say
+
+
+@flow(name="collect-otps-from-person", log_prints=False)
+async def collect_otps_from_person(
+    account: str,
+    numbers: list[str],
+    timeout_s: int | None = None,
+    ledger_url: str | None = None,
+    poll_interval_s: int = 1,
+) -> dict[str, Any]:
+    """Ask a person for the codes of `numbers`; by default wait until their windows close."""
+    logger = get_run_logger()
+    waiting, window = waiting_task(account, numbers, ledger_url)
+    if not waiting:
+        return {"asked": [], "typed": [], "resumed_by": None}
+    if timeout_s is None:
+        left = (window - datetime.now(UTC)).total_seconds() if window else DEFAULT_WAIT_S
+        timeout_s = max(MIN_WAIT_S, math.ceil(left))
+    run_id = flow_run.get_id()  # captured here: the resumer thread has no flow-run context
+    form = run_input_subclass_from_type(otp_form_model(waiting))
+    resumer = InboxResumer(run_id, ledger_url, account, waiting, interval_s=poll_interval_s)
+    resumer.start()
+    logger.info("waiting up to %d s for codes of %d numbers", timeout_s, len(waiting))
+    try:
+        answer = await apause_flow_run(
+            wait_for_input=form.with_initial_data(description=describe(waiting, window)),
+            timeout=timeout_s,
+            poll_interval=poll_interval_s,
+        )
+    finally:
+        resumer.stop()
+    codes = typed_codes(answer) if answer is not None else {}
+    if codes:
+        logger.info("codes typed for %s", summary(codes))
+        record_typed_codes_task(account, codes, str(run_id), ledger_url)
+    resumed_by = "inbox" if resumer.resumed and not codes else "person"
+    return {"asked": waiting, "typed": sorted(codes), "resumed_by": resumed_by}
