@@ -1,0 +1,254 @@
+"""`ingest_csv`: a user's CSV to accepted rows, rejects and warnings; every data row accounted for.
+
+Order of checks for a row (the first failure is the reason): empty number, country cell, the
+number itself, channel, alias, subaccount, and last the duplicate check, so that a duplicate is
+only ever a copy of a row that was accepted.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from os import PathLike
+from pathlib import Path
+from typing import NamedTuple
+
+import phonenumbers as pn
+
+from callerid.ingest.columns import ColumnMap, map_columns
+from callerid.ingest.decode import check_encoding, decode, read_bytes
+from callerid.ingest.fields import (
+    check_defaults,
+    parse_alias,
+    parse_channel,
+    parse_country,
+    parse_subaccount,
+)
+from callerid.ingest.models import (
+    AcceptedRow,
+    Channel,
+    IngestResult,
+    NumberType,
+    RejectedRow,
+    RejectReason,
+    RowWarning,
+    WarningKind,
+)
+from callerid.ingest.normalise import Failure, Normalised
+from callerid.ingest.parallel import normalise_all
+from callerid.ingest.reader import Table, read_table
+
+
+class _Cells(NamedTuple):
+    """One record's cells by role, as written."""
+
+    line: int
+    raw: str
+    country: str
+    channel: str
+    alias: str
+    subaccount: str
+    extra: dict[str, str]
+
+
+def ingest_csv(
+    path: str | PathLike[str],
+    *,
+    default_region: str = "US",
+    encoding: str | None = None,
+    default_channel: str = "sms",
+    default_subaccount: str | None = None,
+    workers: int = 1,
+) -> IngestResult:
+    """Read and check a CSV of numbers. Raises `IngestInputError` only for an unusable file.
+
+    `workers` > 1 normalises big files (20,000 rows and more) in that many processes.
+    """
+    region, channel, subaccount = check_defaults(
+        default_region, default_channel, default_subaccount
+    )
+    with _gc_paused():
+        return _ingest(Path(path), region, channel, subaccount, encoding, workers)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Build hundreds of thousands of objects without the cycle collector rescanning them all
+    (measured: a quarter of the run time at 100k rows). Nothing here makes cycles."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _ingest(
+    file: Path,
+    region: str,
+    channel: Channel,
+    subaccount: str | None,
+    encoding: str | None,
+    workers: int,
+) -> IngestResult:
+    text, used_encoding = decode(read_bytes(file), check_encoding(encoding), path=str(file))
+    table = read_table(text, path=str(file))
+    columns = map_columns(table.header, path=str(file))
+    rows, overflow = _split_cells(table, columns)
+    countries = [parse_country(row.country) for row in rows]
+    outcomes = normalise_all(
+        [
+            (row.raw, country if isinstance(country, str) else region)
+            for row, country in zip(rows, countries, strict=True)
+        ],
+        workers=workers,
+    )
+    builder = _Builder(channel, subaccount)
+    for row, country, outcome in zip(rows, countries, outcomes, strict=True):
+        builder.add(row, country, outcome)
+    return IngestResult(
+        accepted=builder.accepted,
+        rejected=builder.rejected,
+        warnings=builder.warnings,
+        data_rows=len(rows),
+        blank_lines=table.blank_lines,
+        columns=columns.found,
+        extra_columns=[name for _, name in columns.extra] + overflow,
+        encoding=used_encoding,
+        delimiter=table.delimiter,
+    )
+
+
+def _split_cells(table: Table, columns: ColumnMap) -> tuple[list[_Cells], list[str]]:
+    """Cells by role; cells past the header's width are kept as `column_N`, never dropped."""
+    width = len(columns.headers)
+    at = columns.positions
+    phone, country, channel = at["phone_number"], at.get("country"), at.get("channel")
+    alias, subaccount = at.get("alias"), at.get("subaccount")
+    overflow: dict[str, None] = {}
+    rows: list[_Cells] = []
+    for line, cells in table.records:
+        if len(cells) < width:
+            cells = cells + [""] * (width - len(cells))
+        extra = {name: cells[i] for i, name in columns.extra}
+        for i in range(width, len(cells)):
+            name = f"column_{i + 1}"
+            extra[name] = cells[i]
+            overflow[name] = None
+        rows.append(
+            _Cells(
+                line=line,
+                raw=cells[phone],
+                country="" if country is None else cells[country],
+                channel="" if channel is None else cells[channel],
+                alias="" if alias is None else cells[alias],
+                subaccount="" if subaccount is None else cells[subaccount],
+                extra=extra,
+            )
+        )
+    return rows, list(overflow)
+
+
+class _Builder:
+    """Sorts rows into accepted / rejected and collects warnings, remembering first sightings."""
+
+    def __init__(self, channel: Channel, subaccount: str | None) -> None:
+        self.default_channel = channel
+        self.default_subaccount = subaccount
+        self.accepted: list[AcceptedRow] = []
+        self.rejected: list[RejectedRow] = []
+        self.warnings: list[RowWarning] = []
+        self.first_by_e164: dict[str, AcceptedRow] = {}
+
+    def add(
+        self, row: _Cells, country: str | Failure | None, outcome: Normalised | Failure
+    ) -> None:
+        if isinstance(outcome, Failure) and outcome.reason == RejectReason.EMPTY:
+            return self.reject(row, outcome)
+        if isinstance(country, Failure):
+            return self.reject(row, country)
+        if isinstance(outcome, Failure):
+            return self.reject(row, outcome)
+        channel = parse_channel(row.channel, self.default_channel)
+        if isinstance(channel, Failure):
+            return self.reject(row, channel)
+        alias = parse_alias(row.alias)
+        if isinstance(alias, Failure):
+            return self.reject(row, alias)
+        subaccount = parse_subaccount(row.subaccount, self.default_subaccount)
+        if isinstance(subaccount, Failure):
+            return self.reject(row, subaccount)
+        accepted = AcceptedRow(
+            line=row.line,
+            raw=row.raw,
+            e164=outcome.e164,
+            national=outcome.national,
+            region=outcome.region,
+            number_type=outcome.number_type,
+            alias=alias,
+            channel=channel,
+            subaccount=subaccount,
+            extra=row.extra,
+        )
+        first = self.first_by_e164.setdefault(accepted.e164, accepted)
+        if first is not accepted:
+            return self.reject_duplicate(row, accepted, first)
+        self.accepted.append(accepted)
+        self.warn_about(accepted, country, outcome)
+
+    def reject(self, row: _Cells, failure: Failure, duplicate_of: int | None = None) -> None:
+        self.rejected.append(
+            RejectedRow(
+                line=row.line,
+                raw=row.raw,
+                reason=failure.reason,
+                message=failure.message,
+                duplicate_of_line=duplicate_of,
+                alias=row.alias,
+                country=row.country,
+                channel=row.channel,
+                subaccount=row.subaccount,
+                extra=row.extra,
+            )
+        )
+
+    def reject_duplicate(self, row: _Cells, this: AcceptedRow, first: AcceptedRow) -> None:
+        message = f"same number as line {first.line} ({first.e164}); the first row is kept"
+        conflicts = [
+            f"{name} {_shown(getattr(this, name))} here, {_shown(getattr(first, name))} there"
+            for name in ("alias", "channel", "subaccount")
+            if getattr(this, name) != getattr(first, name)
+        ]
+        if conflicts:
+            message += "; differs: " + "; ".join(conflicts)
+            self.warn(this, WarningKind.CONFLICTING_DUPLICATE, message)
+        self.reject(row, Failure(RejectReason.DUPLICATE, message), duplicate_of=first.line)
+
+    def warn_about(self, row: AcceptedRow, country: str | None, outcome: Normalised) -> None:
+        if row.number_type == NumberType.FIXED_LINE and row.channel == Channel.SMS:
+            self.warn(
+                row,
+                WarningKind.FIXED_LINE_SMS,
+                f"{row.e164} is a fixed line and cannot receive the SMS; set channel to call",
+            )
+        if outcome.assumed_plus:
+            self.warn(
+                row,
+                WarningKind.ASSUMED_PLUS,
+                f"written without + or country; read as {row.e164} ({row.region}): check it",
+            )
+        if country is not None and pn.country_code_for_region(country) != outcome.country_code:
+            self.warn(
+                row,
+                WarningKind.COUNTRY_MISMATCH,
+                f"country column says {country} but {row.e164} is a {row.region} number",
+            )
+
+    def warn(self, row: AcceptedRow, kind: WarningKind, message: str) -> None:
+        self.warnings.append(RowWarning(line=row.line, raw=row.raw, kind=kind, message=message))
+
+
+def _shown(value: object) -> str:
+    return "(none)" if value is None else repr(str(value))
