@@ -10,12 +10,15 @@ States of a number (design.md):
       +--listed by the account already--> already_verified
 
 `initiating` and `completing` are written before the API call; a crash leaves them behind and
-recovery resolves them.
+recovery resolves them. The allowed moves are in `callerid.ledger.states`; only the repository
+changes `status` (and it writes an `Event` for every change).
+
+Timestamps are stored as UTC and always come back timezone-aware, on SQLite too (`UTCDateTime`).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -27,8 +30,10 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -46,6 +51,10 @@ class NumberStatus(StrEnum):
 FINAL_STATUSES = frozenset(
     {NumberStatus.VERIFIED, NumberStatus.ALREADY_VERIFIED, NumberStatus.FAILED}
 )
+# A verification may be under way: an OTP was, or may have been, sent for the current attempt.
+LIVE_STATUSES = frozenset(
+    {NumberStatus.INITIATING, NumberStatus.INITIATED, NumberStatus.COMPLETING}
+)
 
 
 class InboxStatus(StrEnum):
@@ -56,9 +65,34 @@ class InboxStatus(StrEnum):
     STALE = "stale"
 
 
+class UTCDateTime(TypeDecorator[datetime]):
+    """`DateTime(timezone=True)` that stores UTC and returns aware UTC values on every database.
+
+    SQLite keeps no offset: without this, values would come back naive, and an aware non-UTC value
+    would be stored as its local wall time and compare wrongly. Naive values are taken as UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
 class Base(DeclarativeBase):
     type_annotation_map = {  # noqa: RUF012 (SQLAlchemy reads it as a class attribute)
-        datetime: DateTime(timezone=True),
+        datetime: UTCDateTime(),
         dict[str, Any]: JSON,
     }
 
@@ -100,6 +134,14 @@ class Number(Base):
     last_run_id: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Optimistic locking: every UPDATE checks and bumps it, so two processes that loaded the same
+    # row cannot both move it (the second one's commit fails instead of overwriting).
+    version: Mapped[int] = mapped_column(default=1)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+    def __repr__(self) -> str:
+        return f"<Number {self.account}/{self.e164} {self.status} attempts={self.attempts}>"
 
 
 class Event(Base):
@@ -114,6 +156,10 @@ class Event(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     run_id: Mapped[str | None] = mapped_column(String(36))
     at: Mapped[datetime]
+
+    def __repr__(self) -> str:
+        move = f"{self.from_status} -> {self.to_status}"
+        return f"<Event number={self.number_id} {move} {self.reason!r}>"
 
 
 class InboxMessage(Base):

@@ -1,0 +1,205 @@
+"""Registering numbers in bulk: insert the new ones, refresh the details of the waiting ones.
+
+Rules (one row per account and E.164):
+* A new number is inserted as `queued`, with a `None -> queued` event ("registered").
+* A number already in the ledger keeps its status, attempts and verification.
+* Its alias, subaccount, country and channel are replaced by the new record's when it is not
+  final (queued, live or expired): the next initiation uses what the latest file says. A live
+  verification keeps what Plivo was sent; reconcile reports any drift once it is verified.
+* A final number (verified, already_verified, failed) keeps its details: they describe what was
+  verified; changing them is reconcile's job (`apply`), not a re-import's.
+* Within one call the first record of an E.164 wins (ingest reports later ones as duplicates).
+
+Work goes in chunks of `CHUNK` rows: one SELECT of the known rows, one multi-row
+`INSERT .. ON CONFLICT DO NOTHING RETURNING` (SQLite and PostgreSQL), one executemany UPDATE.
+A number another process inserts between our SELECT and INSERT is left as that process wrote it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Insert, bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from callerid.ledger.errors import InvalidRecordError
+from callerid.ledger.models import FINAL_STATUSES, Event, Number, NumberStatus
+
+CHUNK = 1000  # rows per statement: 7 parameters each stays far below every parameter limit
+DETAILS = ("alias", "subaccount", "country", "channel")
+DEFAULT_CHANNEL = "sms"
+_numbers = Number.__table__
+_events = Event.__table__
+_FINAL = frozenset(s.value for s in FINAL_STATUSES)
+
+
+@dataclass(frozen=True, slots=True)
+class NumberRecord:
+    """What the ledger needs to know about a number to verify it."""
+
+    e164: str
+    alias: str | None = None
+    subaccount: str | None = None
+    country: str | None = None
+    channel: str = DEFAULT_CHANNEL
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertResult:
+    inserted: int = 0
+    updated: int = 0  # details refreshed on a number that is not final
+    unchanged: int = 0
+    kept_final: int = 0  # details differed but the number is final, so they were kept
+
+    def __add__(self, other: UpsertResult) -> UpsertResult:
+        return UpsertResult(
+            self.inserted + other.inserted,
+            self.updated + other.updated,
+            self.unchanged + other.unchanged,
+            self.kept_final + other.kept_final,
+        )
+
+
+def _field(item: Any, name: str) -> Any:
+    if isinstance(item, Mapping):
+        return item.get(name)
+    return getattr(item, name, None)
+
+
+def as_record(index: int, item: Any) -> NumberRecord:
+    """A `NumberRecord` from a record, an ingest `AcceptedRow` (its `region` is the country),
+    or a mapping with the same keys."""
+    if isinstance(item, NumberRecord):
+        return item
+    e164 = _field(item, "e164")
+    if not isinstance(e164, str) or not e164.startswith("+") or not e164[1:].isdigit():
+        raise InvalidRecordError(index, f"e164 must look like +15551234567, got {e164!r}")
+    country = _field(item, "country") or _field(item, "region")
+    channel = _field(item, "channel")
+    return NumberRecord(
+        e164=e164,
+        alias=_field(item, "alias") or None,
+        subaccount=_field(item, "subaccount") or None,
+        country=str(country).upper() if country else None,
+        channel=str(channel) if channel else DEFAULT_CHANNEL,
+    )
+
+
+def _unique_records(records: Iterable[Any]) -> Iterator[NumberRecord]:
+    seen: set[str] = set()
+    for index, item in enumerate(records):
+        record = as_record(index, item)
+        if record.e164 not in seen:
+            seen.add(record.e164)
+            yield record
+
+
+def _chunks(records: Iterator[NumberRecord]) -> Iterator[list[NumberRecord]]:
+    chunk: list[NumberRecord] = []
+    for record in records:
+        chunk.append(record)
+        if len(chunk) == CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _insert_new(session: Session) -> Insert:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(_numbers).on_conflict_do_nothing(
+            index_elements=["account", "e164"]
+        )
+    if dialect == "sqlite":
+        return sqlite.insert(_numbers).on_conflict_do_nothing(index_elements=["account", "e164"])
+    return insert(_numbers)  # other databases: a concurrent insert ends in the unique constraint
+
+
+def _upsert_chunk(
+    session: Session, account: str, chunk: Sequence[NumberRecord], run_id: str | None, now: datetime
+) -> UpsertResult:
+    known = {
+        row.e164: row
+        for row in session.execute(
+            select(
+                Number.id, Number.e164, Number.status, *(getattr(Number, d) for d in DETAILS)
+            ).where(Number.account == account, Number.e164.in_([r.e164 for r in chunk]))
+        )
+    }
+    fresh = [r for r in chunk if r.e164 not in known]
+    inserted: list[tuple[int, str]] = []
+    if fresh:
+        rows = [
+            {
+                "account": account,
+                "e164": r.e164,
+                "alias": r.alias,
+                "subaccount": r.subaccount,
+                "country": r.country,
+                "channel": r.channel,
+                "status": NumberStatus.QUEUED.value,
+                "attempts": 0,
+                "wrong_otps": 0,
+                "last_run_id": run_id,
+                "created_at": now,
+                "updated_at": now,
+                "version": 1,
+            }
+            for r in fresh
+        ]
+        statement = _insert_new(session).returning(_numbers.c.id, _numbers.c.e164)
+        inserted = [(int(i), str(e)) for i, e in session.execute(statement, rows)]
+    if inserted:
+        session.execute(
+            insert(_events),
+            [
+                {
+                    "number_id": i,
+                    "from_status": None,
+                    "to_status": NumberStatus.QUEUED.value,
+                    "reason": "registered",
+                    "run_id": run_id,
+                    "at": now,
+                }
+                for i, _ in inserted
+            ],
+        )
+    changes: list[dict[str, Any]] = []
+    unchanged = kept_final = 0
+    for record in chunk:
+        row = known.get(record.e164)
+        if row is None:
+            continue
+        if all(getattr(row, d) == getattr(record, d) for d in DETAILS):
+            unchanged += 1
+        elif row.status in _FINAL:
+            kept_final += 1
+        else:
+            changes.append({"b_id": row.id, **{f"b_{d}": getattr(record, d) for d in DETAILS}})
+    if changes:
+        statement = (
+            update(_numbers)
+            .where(_numbers.c.id == bindparam("b_id"))
+            .values(
+                **{d: bindparam(f"b_{d}") for d in DETAILS},
+                updated_at=now,
+                version=_numbers.c.version + 1,
+            )
+        )
+        session.execute(statement, changes)
+    return UpsertResult(len(inserted), len(changes), unchanged, kept_final)
+
+
+def upsert_many(
+    session: Session, account: str, records: Iterable[Any], run_id: str | None, now: datetime
+) -> UpsertResult:
+    session.flush()  # pending ORM changes first: the statements below bypass the ORM
+    total = UpsertResult()
+    for chunk in _chunks(_unique_records(records)):
+        total += _upsert_chunk(session, account, chunk, run_id, now)
+    return total
