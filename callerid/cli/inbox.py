@@ -22,7 +22,6 @@ from callerid.settings import Settings, load_settings
 
 inbox_app = typer.Typer(no_args_is_help=True, help="The OTP inbox: webhook, sources, messages.")
 otp_app = typer.Typer(no_args_is_help=True, help="Codes typed by a person.")
-console = Console()
 SUBACCOUNT_TOKENS_ENV = "CALLERID_INBOX_SUBACCOUNT_TOKENS"  # "SA...:token,SA...:token"
 
 DatabaseUrl = Annotated[
@@ -47,8 +46,12 @@ def _scope(settings: Settings) -> Any:
     return session_scope(settings.resolved_database_url())
 
 
+def _console() -> Console:
+    return Console()  # made per command: it reads the terminal's width (COLUMNS) when used
+
+
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    console.print(f"[red]{message}[/red]", highlight=False)
+    _console().print(f"[red]{message}[/red]", highlight=False)
     return typer.Exit(code)
 
 
@@ -138,6 +141,7 @@ def list_messages(
             mask_otp(m.code),
             mask_codes_in_text(m.text)[:60] + (f"  ({m.note})" if m.note else ""),
         )
+    console = _console()
     console.print(table)
     console.print(f"{len(messages)} message(s)")
 
