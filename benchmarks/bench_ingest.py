@@ -25,12 +25,15 @@ import phonenumbers as pn
 from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from callerid.ingest import ingest_csv  # noqa: E402
+from callerid.ingest import ingest_csv
 
-REGIONS = (
-    "US CA GB DE FR IN AU BR JP MX ES IT NL SE NO PL ZA NG KE EG AR CL CO SG HK KR CN RU TR IE "
-    "NZ PH ID AE SA IL CH AT BE PT"
-).split()
+# fmt: off
+REGIONS = [
+    "US", "CA", "GB", "DE", "FR", "IN", "AU", "BR", "JP", "MX", "ES", "IT", "NL", "SE", "NO",
+    "PL", "ZA", "NG", "KE", "EG", "AR", "CL", "CO", "SG", "HK", "KR", "CN", "RU", "TR", "IE",
+    "NZ", "PH", "ID", "AE", "SA", "IL", "CH", "AT", "BE", "PT",
+]
+# fmt: on
 
 
 def _variant(rng: random.Random, region: str) -> tuple[str, str]:
@@ -63,7 +66,7 @@ def _variant(rng: random.Random, region: str) -> tuple[str, str]:
         return f"{e164} ext. {rng.randrange(10, 999)}", ""
     if roll < 0.98:
         return e164[: rng.randrange(3, 6)], region  # cut short
-    return "%.5E" % int(e164[1:]), ""  # damaged float
+    return f"{int(e164[1:]):.5E}", ""  # damaged float
 
 
 def write_csv(path: Path, rows: int, *, seed: int = 7) -> None:
@@ -73,7 +76,10 @@ def write_csv(path: Path, rows: int, *, seed: int = 7) -> None:
         writer.writerow(["phone_number", "alias", "country", "channel", "notes"])
         for i in range(rows):
             if i > 100 and rng.random() < 0.01:
-                cell, country = f"+{rng.choice(('1415555', '4420794'))}{rng.randrange(1000):04d}", ""
+                cell, country = (
+                    f"+{rng.choice(('1415555', '4420794'))}{rng.randrange(1000):04d}",
+                    "",
+                )
             else:
                 cell, country = _variant(rng, rng.choice(REGIONS))
             channel = rng.choice(("sms", "sms", "SMS", "call", ""))
@@ -134,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
             f"ratio {b / m:.2f}"
         )
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak traced memory (1 process): {peak / 2**20:.1f} MiB; max RSS of this process {rss:.0f} MiB")
+    print(f"peak traced memory (1 process): {peak / 2**20:.1f} MiB; max RSS {rss:.0f} MiB")
 
 
 if __name__ == "__main__":
