@@ -20,6 +20,7 @@ meet a 429 now and then, which the client retries.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
@@ -27,6 +28,8 @@ from dataclasses import dataclass
 
 from callerid.plivo import RateLimiter, SlotSource, limiter_for
 from callerid.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
 
 TOKEN_BLOCK = "plivo-auth-token"
 DEFAULT_FRACTION = 0.85
@@ -131,10 +134,15 @@ def install_shared_limiter(settings: Settings) -> RateLimiter:
         with limiter_module._registry_lock:
             existing = limiter_module._registry.setdefault(auth_id, limiter)
         if existing is not limiter:
-            raise RuntimeError(
-                f"account {auth_id} already has an in-process limiter; install the shared one "
-                "before the first client is created"
+            # A client of this process already paces with a plain limiter; a second bucket would
+            # double this process's rate, so keep it (pacing stays right, sharing is off).
+            log.warning(
+                "account %s already has an in-process limiter: this process does not share the "
+                "global concurrency limit %s (install it before the first client)",
+                auth_id,
+                shape.name,
             )
+            return existing
         _installed[auth_id] = limiter
         return limiter
 
