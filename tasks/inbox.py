@@ -149,3 +149,4 @@ class InboxResumer(threading.Thread):
         self._stop_event.set()
         if self.is_alive() and threading.current_thread() is not self:
             self.join(timeout=10)
+        self.ledger.close()

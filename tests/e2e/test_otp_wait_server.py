@@ -1,0 +1,107 @@
+"""The person's path against a real `prefect server start`: the flow pauses once for the batch
+with a form, and goes on to verify the numbers when their codes arrive (typed at the CLI, so the
+inbox resumer resumes the run by itself) or are typed into the Prefect UI form (browser test)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from callerid.cli import app
+from callerid.sandbox import DEFAULT_AUTH_ID, Behaviour, SandboxServer
+from tests.e2e.prefect_server import PrefectServer, paused_runs, prefect_server
+
+DRIVER = Path(__file__).with_name("otp_wait_driver.py")
+NUMBERS = ["+14155550123", "+14155550124"]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[PrefectServer]:
+    with prefect_server() as started:
+        yield started
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxServer]:
+    with SandboxServer(seed=11) as started:
+        for number in NUMBERS:  # voice calls: the person hears the code, nothing is texted
+            started.network.set_behaviour(number, Behaviour.SILENT)
+        yield started
+
+
+class Driver:
+    """The parent flow in its own process, running against the real server."""
+
+    def __init__(self, server: PrefectServer, sandbox: SandboxServer, tmp_path: Path) -> None:
+        self.ledger_url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+        self.result = tmp_path / "result.json"
+        self.log = tmp_path / "driver.log"
+        args = [str(DRIVER), sandbox.url, self.ledger_url, str(self.result), *NUMBERS]
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, *args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=server.env(),
+            )
+
+    def paused_run_id(self, server: PrefectServer, timeout_s: float = 180) -> str:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log.read_text()[-3000:]
+            runs = paused_runs(server, "collect-otps-from-person")
+            if runs:
+                return str(runs[0]["id"])
+            time.sleep(0.5)
+        raise AssertionError(f"no paused run:\n{self.log.read_text()[-3000:]}")
+
+    def finish(self, timeout_s: float = 180) -> dict[str, object]:
+        try:
+            code = self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise AssertionError(f"driver hung:\n{self.log.read_text()[-3000:]}") from None
+        assert code == 0, self.log.read_text()[-3000:]
+        return dict(json.loads(self.result.read_text()))
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+def heard(sandbox: SandboxServer, number: str) -> str:
+    """The code the person heard on the call (the sandbox's record of what it sent)."""
+    return sandbox.backend.messages(number)[-1].otp
+
+
+def test_codes_from_the_cli_resume_the_paused_run(
+    server: PrefectServer, sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    driver = Driver(server, sandbox, tmp_path)
+    try:
+        driver.paused_run_id(server)
+        monkeypatch.setenv("CALLERID_DATABASE_URL", driver.ledger_url)
+        monkeypatch.delenv("PLIVO_AUTH_ID", raising=False)
+        runner = CliRunner()
+        first = runner.invoke(app, ["otp", "submit", NUMBERS[0], heard(sandbox, NUMBERS[0])])
+        assert first.exit_code == 0, first.output
+        time.sleep(3)  # one code is not all of them: the run must still be paused
+        assert paused_runs(server, "collect-otps-from-person")
+        second = runner.invoke(app, ["otp", "submit", NUMBERS[1], heard(sandbox, NUMBERS[1])])
+        assert second.exit_code == 0, second.output
+        result = driver.finish()
+    finally:
+        driver.stop()
+    assert result["collected"] == {"asked": NUMBERS, "typed": [], "resumed_by": "inbox"}
+    assert result["verified"] == NUMBERS
+    for number in NUMBERS:
+        assert sandbox.backend.get(DEFAULT_AUTH_ID, number).phone_number == number
