@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from os import PathLike
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from callerid.ingest.models import IngestResult
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ACCEPTED_COLUMNS = [
     "line",
@@ -30,6 +32,8 @@ _OURS = ("phone_number", "alias", "country", "channel", "subaccount")
 
 
 def accepted_frame(result: IngestResult) -> pd.DataFrame:
+    import pandas as pd  # here, not at the top: helper processes import this package, fast
+
     extras = _carried(result, taken=ACCEPTED_COLUMNS)
     notes: dict[int, list[str]] = {}
     for warning in result.warnings:
@@ -54,6 +58,8 @@ def accepted_frame(result: IngestResult) -> pd.DataFrame:
 
 
 def rejected_frame(result: IngestResult) -> pd.DataFrame:
+    import pandas as pd
+
     ours = {name: header for name, header in result.columns.items() if name in _OURS}
     extras = _carried(result, taken=[*REJECT_COLUMNS, *ours.values()])
     records = [
