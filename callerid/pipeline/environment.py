@@ -1,0 +1,106 @@
+"""Open everything one run talks to: the ledger, the Plivo API (or the local sandbox), the clock.
+
+With no Plivo credentials the run starts the sandbox in-process on 127.0.0.1, with a webhook
+receiver next to it: the sandbox "texts" each OTP as a Plivo-signed inbound-SMS webhook to the
+receiver, which files it in the ledger's inbox table, exactly the path a real SMS would take. The
+pipeline's clock then follows the sandbox's (tests move the sandbox clock past 15 minutes).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import ExitStack, asynccontextmanager
+from pathlib import Path
+
+from callerid.clock import Clock, OffsetClock, SystemClock
+from callerid.ledger import open_ledger
+from callerid.pipeline.clock_sync import SandboxClockFollower
+from callerid.pipeline.options import PipelineOptions, RunPaths
+from callerid.pipeline.session import Pipeline
+from callerid.plivo import PlivoClient, RateLimiter, limiter_for
+from callerid.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SANDBOX_NOTICE = (
+    "No Plivo credentials (PLIVO_AUTH_ID / PLIVO_AUTH_TOKEN): using the local sandbox on "
+    "127.0.0.1. Nothing is sent to Plivo and no real phone receives a code."
+)
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+
+@asynccontextmanager
+async def open_run(
+    settings: Settings,
+    options: PipelineOptions,
+    *,
+    run_id: str,
+    csv_path: str = "",
+    follow_sandbox_clock: bool = False,
+    sandbox_reply_delay_s: float = 1.0,
+    limiter: RateLimiter | None = None,
+) -> AsyncIterator[Pipeline]:
+    """Yield a ready `Pipeline`; close the client, servers and database engine on exit.
+
+    `follow_sandbox_clock`: the configured PLIVO_API_URL is a sandbox run elsewhere (tests, the
+    crash test's parent process); follow its clock as the in-process sandbox's is followed.
+    `limiter`: the account's pacing (default: this process's limiter of the account).
+    """
+    url = settings.resolved_database_url()
+    _ensure_sqlite_dir(url)
+    paths = RunPaths.for_run(settings.output_dir, run_id)
+    ledger = open_ledger(url)
+    with ExitStack() as stack:
+        stack.callback(ledger.close)
+        clock: Clock = SystemClock()
+        clock_sync = None
+        if settings.uses_sandbox:
+            from callerid.inbox import WebhookServer
+            from callerid.sandbox import DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN, SandboxServer
+
+            log.warning(SANDBOX_NOTICE)
+            # One clock for the sandbox, the receiver (it stamps received_at, which the matcher
+            # compares with initiated_at) and the pipeline.
+            clock = OffsetClock()
+            account, token = DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN
+            inbox = stack.enter_context(
+                WebhookServer(ledger, account, {account: token}, token, clock=clock)
+            )
+            sandbox = stack.enter_context(
+                SandboxServer(inbox_url=inbox.url, reply_delay_s=sandbox_reply_delay_s, clock=clock)
+            )
+            api_url: str = sandbox.url
+            sandbox_url: str | None = sandbox.url
+        else:
+            assert settings.plivo_auth_id and settings.plivo_auth_token  # uses_sandbox said so
+            account = settings.plivo_auth_id
+            token = settings.plivo_auth_token.get_secret_value()
+            api_url = settings.plivo_api_url
+            sandbox_url = None
+            if follow_sandbox_clock:
+                follower = SandboxClockFollower(api_url)
+                clock, clock_sync, sandbox_url = follower.clock, follower.sync, api_url
+                await follower.sync()
+        if limiter is None:
+            limiter = limiter_for(
+                account, settings.rate_limit_requests, settings.rate_limit_period_s
+            )
+        async with PlivoClient(account, token, api_url, limiter=limiter) as client:
+            pipeline = Pipeline(
+                account=account,
+                ledger=ledger,
+                client=client,
+                clock=clock,
+                run_id=run_id,
+                options=options,
+                paths=paths,
+                sandbox_url=sandbox_url,
+                clock_sync=clock_sync,
+            )
+            pipeline.csv_path = csv_path
+            yield pipeline

@@ -1,0 +1,339 @@
+"""Every ledger read and write the pipeline makes, in one place.
+
+Writes go through the ledger's repository (`uow.numbers`), which records an event for every
+transition; the cheap counting reads the loop makes each round are plain `select()`s here.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+
+from callerid.inbox import store
+from callerid.inbox.matcher import match_new_messages
+from callerid.inbox.models import MatchedCode, as_utc
+from callerid.ledger import OTP_WINDOW, recover_interrupted
+from callerid.ledger.models import FINAL_STATUSES, InboxMessage, InboxStatus, Number, NumberStatus
+from callerid.pipeline.report import NumberOutcome
+from callerid.pipeline.session import Pipeline
+
+if TYPE_CHECKING:
+    from callerid.ingest import IngestResult
+    from callerid.pipeline.runner import Work
+    from callerid.pipeline.steps import Outcome
+
+__all__ = ["MatchedCode", "Target"]
+
+_LIVE = (NumberStatus.INITIATING, NumberStatus.INITIATED, NumberStatus.COMPLETING)
+_CHUNK = 500  # keeps IN (...) lists well under every database's parameter limit
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A claimed number, as plain values (the ORM row does not outlive its session)."""
+
+    e164: str
+    alias: str | None
+    channel: str
+    subaccount: str | None
+    attempts: int
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for i in range(0, len(items), _CHUNK):
+        yield items[i : i + _CHUNK]
+
+
+def _rows(session: Any, account: str, e164s: Sequence[str]) -> list[Number]:
+    found: list[Number] = []
+    for chunk in _chunks(e164s):
+        query = select(Number).where(Number.account == account, Number.e164.in_(chunk))
+        found.extend(session.execute(query).scalars())
+    return found
+
+
+# -- registration and reads ----------------------------------------------------------------------
+
+
+def register(pipeline: Pipeline, ingest: IngestResult) -> int:
+    """Upsert accepted rows; start the run's record. Known numbers keep their status."""
+    now = pipeline.clock.now()
+    pipeline.e164s = list(dict.fromkeys(row.e164 for row in ingest.accepted))
+    with pipeline.ledger.unit_of_work() as uow:
+        uow.runs.start_run(
+            pipeline.run_id,
+            pipeline.account,
+            input_path=pipeline.csv_path,
+            parameters={"max_attempts": pipeline.options.max_attempts},
+            now=now,
+        )
+        uow.numbers.upsert_many(pipeline.account, ingest.accepted, pipeline.run_id, now)
+        uow.commit()
+    return len(pipeline.e164s)
+
+
+def statuses(pipeline: Pipeline, e164s: Sequence[str]) -> dict[str, str]:
+    with pipeline.ledger.unit_of_work() as uow:
+        out: dict[str, str] = {}
+        for chunk in _chunks(list(e164s)):
+            query = select(Number.e164, Number.status).where(
+                Number.account == pipeline.account, Number.e164.in_(chunk)
+            )
+            out.update({e164: status for e164, status in uow.session.execute(query)})
+        return out
+
+
+def outcomes(pipeline: Pipeline, e164s: Sequence[str]) -> dict[str, NumberOutcome]:
+    with pipeline.ledger.unit_of_work() as uow:
+        return {
+            row.e164: NumberOutcome(
+                row.e164,
+                row.status,
+                row.verification_uuid,
+                attempts=row.attempts,
+                wrong_otps=row.wrong_otps,
+                last_error=row.last_error,
+            )
+            for row in _rows(uow.session, pipeline.account, list(e164s))
+        }
+
+
+def work(pipeline: Pipeline, decision_now: datetime) -> Work:
+    """The loop's look at the ledger: a handful of COUNTs, no rows loaded."""
+    from callerid.pipeline.runner import Work
+
+    account = pipeline.account
+    with pipeline.ledger.unit_of_work() as uow:
+        session = uow.session
+        new_messages = session.execute(
+            select(func.count())
+            .select_from(InboxMessage)
+            .where(
+                InboxMessage.status == InboxStatus.NEW.value,
+                (InboxMessage.account == account) | InboxMessage.account.is_(None),
+            )
+        ).scalar_one()
+        by_status = dict(
+            session.execute(
+                select(Number.status, func.count())
+                .where(Number.account == account, Number.status.in_([s.value for s in _LIVE]))
+                .group_by(Number.status)
+            ).all()
+        )
+        due = session.execute(
+            select(func.count())
+            .select_from(Number)
+            .where(
+                Number.account == account,
+                (Number.status.in_([s.value for s in _LIVE]) & (Number.expires_at <= decision_now))
+                | (Number.status == NumberStatus.EXPIRED.value),
+            )
+        ).scalar_one()
+    run = Counter(statuses(pipeline, pipeline.e164s).values())
+    return Work(
+        new_messages=int(new_messages),
+        queued=run.get(NumberStatus.QUEUED.value, 0) + run.get(NumberStatus.EXPIRED.value, 0),
+        live=sum(int(n) for n in by_status.values()),
+        due=int(due),
+        pending=sum(n for s, n in run.items() if s not in FINAL_STATUSES),
+    )
+
+
+# -- initiation ----------------------------------------------------------------------------------
+
+
+def claim_for_initiate(pipeline: Pipeline, limit: int, now: datetime) -> list[Target]:
+    """Move up to `limit` queued numbers to `initiating` and commit, before any API call."""
+    with pipeline.ledger.unit_of_work() as uow:
+        rows = uow.numbers.claim(
+            pipeline.account,
+            [NumberStatus.QUEUED],
+            NumberStatus.INITIATING,
+            limit,
+            now,
+            pipeline.run_id,
+            "initiate",
+        )
+        # The claim stamps initiated_at / expires_at: from its commit on, a crash waits a window.
+        targets = [Target(r.e164, r.alias, r.channel, r.subaccount, r.attempts) for r in rows]
+        uow.commit()
+    return targets
+
+
+def record_initiations(pipeline: Pipeline, results: Sequence[Outcome], sent_at: datetime) -> None:
+    now = pipeline.clock.now()
+    with pipeline.ledger.unit_of_work() as uow:
+        rows = {r.e164: r for r in _rows(uow.session, pipeline.account, [o.e164 for o in results])}
+        for outcome in results:
+            row = rows[outcome.e164]
+            if outcome.status is NumberStatus.INITIATING:
+                # Outcome unknown: restamp, so recovery waits out a window from after the send.
+                uow.numbers.touch(row, now=now, last_error=outcome.reason)
+                continue
+            fields: dict[str, Any] = {}
+            if outcome.status is NumberStatus.INITIATED:
+                fields = {
+                    "verification_uuid": outcome.verification_uuid,
+                    "initiated_at": sent_at,
+                    "expires_at": sent_at + OTP_WINDOW,
+                    "wrong_otps": 0,
+                    "last_error": None,
+                }
+            elif outcome.status is not NumberStatus.ALREADY_VERIFIED:
+                fields = {"last_error": outcome.reason}
+            uow.numbers.transition(
+                row,
+                outcome.status,
+                reason=outcome.reason,
+                run_id=pipeline.run_id,
+                now=now,
+                **fields,
+            )
+        uow.commit()
+
+
+# -- completion ----------------------------------------------------------------------------------
+
+
+def claim_matched(pipeline: Pipeline, now: datetime) -> list[MatchedCode]:
+    """Match new inbox messages to live verifications; mark those numbers `completing`."""
+    with pipeline.ledger.unit_of_work() as uow:
+        codes = match_new_messages(uow, pipeline.account, now)
+        rows = {r.e164: r for r in _rows(uow.session, pipeline.account, [c.e164 for c in codes])}
+        for code in codes:
+            uow.numbers.transition(
+                rows[code.e164],
+                NumberStatus.COMPLETING,
+                reason="code received",
+                run_id=pipeline.run_id,
+                now=now,
+            )
+        uow.commit()
+    return codes
+
+
+def record_completions(
+    pipeline: Pipeline, codes: Sequence[MatchedCode], results: Sequence[Outcome]
+) -> None:
+    now = pipeline.clock.now()
+    run_id = pipeline.run_id
+    with pipeline.ledger.unit_of_work() as uow:
+        rows = {r.e164: r for r in _rows(uow.session, pipeline.account, [c.e164 for c in codes])}
+        for code, outcome in zip(codes, results, strict=True):
+            row = rows[code.e164]
+            if outcome.message_used:
+                if outcome.status is NumberStatus.VERIFIED:
+                    store.mark_used(uow.session, code.message_id, code.e164)
+                else:
+                    store.mark_rejected(uow.session, code.message_id, outcome.reason, code.e164)
+            fields: dict[str, Any] = {}
+            if outcome.wrong_otp:
+                fields["wrong_otps"] = row.wrong_otps + 1
+            if outcome.status is NumberStatus.EXPIRED:
+                uow.numbers.transition(
+                    row,
+                    NumberStatus.EXPIRED,
+                    reason=outcome.reason,
+                    run_id=run_id,
+                    now=now,
+                    last_error=outcome.reason,
+                )
+                uow.numbers.settle_expired(
+                    row, now=now, run_id=run_id, max_attempts=pipeline.options.max_attempts
+                )
+                continue
+            if outcome.status is not NumberStatus.VERIFIED:
+                fields["last_error"] = outcome.reason
+            uow.numbers.transition(
+                row, outcome.status, reason=outcome.reason, run_id=run_id, now=now, **fields
+            )
+        uow.commit()
+
+
+# -- expiry, listing, recovery -------------------------------------------------------------------
+
+
+def expire_and_recover(pipeline: Pipeline, decision_now: datetime) -> dict[str, int]:
+    """Expire what missed its window (re-queue or fail by attempts left) and resolve crash
+    leftovers whose window has now passed, in one unit of work."""
+    listed = pipeline.listed or set()
+    max_attempts = pipeline.options.max_attempts
+    with pipeline.ledger.unit_of_work() as uow:
+        counts = recover_interrupted(
+            uow,
+            pipeline.account,
+            decision_now,
+            lambda e164: e164 in listed,
+            pipeline.run_id,
+            max_attempts=max_attempts,
+        )
+        expired = uow.numbers.expire_due(
+            pipeline.account, decision_now, pipeline.run_id, max_attempts
+        )
+        uow.commit()
+        for row in expired:
+            counts[row.status] = counts.get(row.status, 0) + 1
+    return counts
+
+
+def recover(pipeline: Pipeline, listed: set[str], decision_now: datetime) -> dict[str, int]:
+    with pipeline.ledger.unit_of_work() as uow:
+        counts = recover_interrupted(
+            uow,
+            pipeline.account,
+            decision_now,
+            lambda e164: e164 in listed,
+            pipeline.run_id,
+            max_attempts=pipeline.options.max_attempts,
+        )
+        uow.commit()
+    return counts
+
+
+def mark_listed(pipeline: Pipeline, listed: set[str]) -> dict[str, int]:
+    """This run's numbers the account lists: `verified` if we had a verification going for
+    them (it went through), else `already_verified`."""
+    now = pipeline.clock.now()
+    counts: Counter[str] = Counter()
+    wanted = [e for e in pipeline.e164s if e in listed]
+    with pipeline.ledger.unit_of_work() as uow:
+        for row in _rows(uow.session, pipeline.account, wanted):
+            if row.status in FINAL_STATUSES and row.status != NumberStatus.FAILED:
+                continue
+            ours = row.status in {s.value for s in _LIVE} or row.verification_uuid is not None
+            status = NumberStatus.VERIFIED if ours else NumberStatus.ALREADY_VERIFIED
+            uow.numbers.transition(
+                row, status, reason="listed by the account", run_id=pipeline.run_id, now=now
+            )
+            counts[status.value] += 1
+        uow.commit()
+    return dict(counts)
+
+
+def verified_but_unlisted(pipeline: Pipeline, listed: set[str]) -> list[str]:
+    ok = {NumberStatus.VERIFIED.value, NumberStatus.ALREADY_VERIFIED.value}
+    return [e for e, s in statuses(pipeline, pipeline.e164s).items() if s in ok and e not in listed]
+
+
+def waiting_for_person(pipeline: Pipeline, now: datetime, after: timedelta) -> list[str]:
+    """This run's live verifications no inbox may answer: voice calls at once, SMS after `after`
+    without a code (a person can type it in the Prefect UI form)."""
+    wanted = set(pipeline.e164s)
+    with pipeline.ledger.unit_of_work() as uow:
+        return [
+            row.e164
+            for row in uow.numbers.live_verifications(pipeline.account, now)
+            if row.e164 in wanted
+            and (row.channel == "call" or as_utc(row.initiated_at) <= now - after)
+        ]
+
+
+def finish_run(pipeline: Pipeline, counts: dict[str, int]) -> None:
+    with pipeline.ledger.unit_of_work() as uow:
+        uow.runs.finish_run(pipeline.run_id, counts=counts, now=pipeline.clock.now())
+        uow.commit()

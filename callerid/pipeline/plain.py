@@ -1,0 +1,100 @@
+"""The whole run without Prefect: the same core calls the flow makes, in the same order.
+
+Used by integration tests (fast, no server) and by `benchmarks/bench_flow.py` as the baseline the
+flow's orchestration overhead is measured against.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from callerid.ingest import IngestResult, ingest_csv
+from callerid.pipeline import account, ledger_ops, steps
+from callerid.pipeline.environment import open_run
+from callerid.pipeline.finish import RunResult, write_reports
+from callerid.pipeline.options import PipelineOptions
+from callerid.pipeline.progress import Progress, write_progress
+from callerid.pipeline.runner import Work, drive
+from callerid.pipeline.session import Pipeline, StepResult
+from callerid.settings import Settings
+
+
+class PlainOps:
+    """`runner.LoopOps` calling the core step functions directly."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.writer = ProgressWriter(pipeline)
+
+    async def sync_clock(self) -> None:
+        await self.pipeline.sync_clock()
+
+    def work(self) -> Work:
+        return ledger_ops.work(self.pipeline, steps.decision_time(self.pipeline))
+
+    async def complete(self) -> StepResult:
+        return await steps.complete_matched(self.pipeline)
+
+    async def expire(self) -> StepResult:
+        return await steps.expire_due(self.pipeline)
+
+    async def initiate(self, limit: int) -> StepResult:
+        return await steps.initiate_batch(self.pipeline, limit)
+
+    async def progress(self, work: Work) -> None:
+        self.writer.write(work)
+
+    async def idle(self, work: Work) -> None:
+        return None
+
+
+class ProgressWriter:
+    """Rewrites the run's progress.json at most twice a second, and always at the end."""
+
+    def __init__(self, pipeline: Pipeline, min_interval_s: float = 0.5) -> None:
+        self.pipeline = pipeline
+        self.min_interval_s = min_interval_s
+        self._last = float("-inf")
+
+    def write(self, work: Work, *, phase: str = "verifying") -> None:
+        now = time.monotonic()
+        if not work.finished and now - self._last < self.min_interval_s:
+            return
+        self._last = now
+        statuses = ledger_ops.statuses(self.pipeline, self.pipeline.e164s)
+        write_progress(
+            self.pipeline.paths.progress_json,
+            Progress.from_statuses(statuses, phase=phase, done=work.finished),
+        )
+
+
+async def run_plain(
+    csv_path: str | Path,
+    settings: Settings,
+    options: PipelineOptions,
+    *,
+    run_id: str,
+    follow_sandbox_clock: bool = False,
+) -> RunResult:
+    started = time.monotonic()
+    ingest: IngestResult = ingest_csv(
+        Path(csv_path),
+        default_region=options.default_region,
+        encoding=options.encoding,
+        default_channel=options.channel,
+        default_subaccount=options.subaccount,
+    )
+    async with open_run(
+        settings,
+        options,
+        run_id=run_id,
+        csv_path=str(csv_path),
+        follow_sandbox_clock=follow_sandbox_clock,
+    ) as pipeline:
+        ledger_ops.register(pipeline, ingest)
+        await account.sync_listed(pipeline)
+        await account.recover(pipeline)
+        await drive(PlainOps(pipeline), options)
+        await account.confirm(pipeline)
+        return write_reports(pipeline, ingest, elapsed_s=time.monotonic() - started)

@@ -1,0 +1,149 @@
+"""The batch steps of the loop: initiate, complete, expire. Each works on many numbers at once.
+
+Order of writes, for crash safety (design.md): the intent (`initiating` / `completing`) is
+committed before the API calls go out; the outcomes are committed together after they return.
+A crash in between leaves intent rows that `recover` resolves on the next run, never by
+re-sending an initiate whose OTP may still be live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from callerid.ledger.models import NumberStatus
+from callerid.pipeline import ledger_ops
+from callerid.pipeline.session import Pipeline, StepResult
+from callerid.plivo import (
+    AlreadyVerifiedError,
+    AuthenticationError,
+    InvalidOtpError,
+    NotFoundError,
+    OtpAttemptsExceededError,
+    OutcomeUnknownError,
+    PlivoConnectionError,
+    PlivoError,
+    PlivoTimeoutError,
+    RateLimitedError,
+    RequestRejectedError,
+    ServerError,
+    VerificationExpiredError,
+)
+
+log = logging.getLogger(__name__)
+
+# A re-initiate waits this long past our own estimate of an OTP's expiry: our estimate starts when
+# we send, Plivo's when it receives, and a request may take up to the client timeout to arrive.
+REINITIATE_GRACE = timedelta(seconds=30)
+_TRANSIENT = (RateLimitedError, ServerError, PlivoConnectionError, PlivoTimeoutError)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one API call means for one number's row."""
+
+    e164: str
+    status: NumberStatus
+    reason: str
+    verification_uuid: str | None = None
+    wrong_otp: bool = False
+    message_used: bool = True
+
+
+def decision_time(pipeline: Pipeline) -> datetime:
+    """`now` for expiry decisions: shifted back by the grace, so we never re-initiate early."""
+    return pipeline.clock.now() - REINITIATE_GRACE
+
+
+async def _listed(pipeline: Pipeline, e164: str) -> bool:
+    try:
+        await pipeline.client.get(e164)
+    except NotFoundError:
+        return False
+    return True
+
+
+async def _initiate_one(pipeline: Pipeline, target: ledger_ops.Target) -> Outcome:
+    try:
+        sent = await pipeline.client.initiate(
+            target.e164, alias=target.alias, channel=target.channel, subaccount=target.subaccount
+        )
+    except OutcomeUnknownError as exc:
+        # The OTP may be on its way: keep the intent row; recovery resolves it after the window.
+        return Outcome(target.e164, NumberStatus.INITIATING, f"outcome unknown: {exc.message}")
+    except AuthenticationError:
+        raise
+    except _TRANSIENT as exc:
+        return Outcome(target.e164, NumberStatus.QUEUED, f"not sent, will retry: {exc.message}")
+    except PlivoError as exc:
+        # plivo-api.md §0: on any 4xx from initiate, GET the number: listed means verified.
+        if isinstance(exc, AlreadyVerifiedError) or await _listed(pipeline, target.e164):
+            return Outcome(target.e164, NumberStatus.ALREADY_VERIFIED, "listed by the account")
+        return Outcome(target.e164, NumberStatus.FAILED, f"initiate rejected: {exc.message}")
+    return Outcome(target.e164, NumberStatus.INITIATED, "initiated", sent.verification_uuid)
+
+
+async def initiate_batch(pipeline: Pipeline, limit: int) -> StepResult:
+    """Initiate up to `limit` queued numbers of this run; intent rows are committed first."""
+    sent_at = pipeline.clock.now()
+    targets = ledger_ops.claim_for_initiate(pipeline, limit, sent_at)
+    if not targets:
+        return StepResult()
+    results = await asyncio.gather(
+        *(_initiate_one(pipeline, t) for t in targets), return_exceptions=True
+    )
+    outcomes: list[Outcome] = []
+    fatal: BaseException | None = None
+    for target, result in zip(targets, results, strict=True):
+        if isinstance(result, BaseException):
+            fatal = fatal or result
+            reason = f"not sent: {type(result).__name__}"
+            result = Outcome(target.e164, NumberStatus.QUEUED, reason)
+        outcomes.append(result)
+    ledger_ops.record_initiations(pipeline, outcomes, sent_at)
+    if fatal is not None:
+        raise fatal  # bad credentials and bugs stop the run; the rows went back to the queue
+    return StepResult(len(targets), dict(Counter(o.status.value for o in outcomes)))
+
+
+async def _complete_one(pipeline: Pipeline, code: ledger_ops.MatchedCode) -> Outcome:
+    e164 = code.e164
+    try:
+        await pipeline.client.complete(code.verification_uuid, code.code, phone_number=e164)
+    except InvalidOtpError:
+        return Outcome(e164, NumberStatus.INITIATED, "wrong code", wrong_otp=True)
+    except AlreadyVerifiedError:
+        return Outcome(e164, NumberStatus.VERIFIED, "verified (already)")
+    except OtpAttemptsExceededError:
+        return Outcome(e164, NumberStatus.EXPIRED, "locked after too many wrong codes")
+    except (VerificationExpiredError, NotFoundError, OutcomeUnknownError) as exc:
+        if await _listed(pipeline, e164):
+            return Outcome(e164, NumberStatus.VERIFIED, "verified (confirmed by GET)")
+        if isinstance(exc, OutcomeUnknownError):
+            return Outcome(e164, NumberStatus.INITIATED, exc.message, message_used=False)
+        return Outcome(e164, NumberStatus.EXPIRED, f"code came too late: {exc.message}")
+    except _TRANSIENT as exc:
+        # Keep the message: the next round submits the same code again.
+        return Outcome(e164, NumberStatus.INITIATED, exc.message, message_used=False)
+    except RequestRejectedError as exc:
+        return Outcome(e164, NumberStatus.INITIATED, f"code rejected: {exc.message}")
+    return Outcome(e164, NumberStatus.VERIFIED, "verified", code.verification_uuid)
+
+
+async def complete_matched(pipeline: Pipeline) -> StepResult:
+    """Submit every OTP the inbox matched to a live verification (completions go first)."""
+    codes = ledger_ops.claim_matched(pipeline, pipeline.clock.now())
+    if not codes:
+        return StepResult()
+    results = await asyncio.gather(*(_complete_one(pipeline, c) for c in codes))
+    ledger_ops.record_completions(pipeline, codes, list(results))
+    return StepResult(len(codes), dict(Counter(o.status.value for o in results)))
+
+
+async def expire_due(pipeline: Pipeline) -> StepResult:
+    """Expire live verifications past their window; re-queue or fail them by attempts left."""
+    counts = ledger_ops.expire_and_recover(pipeline, decision_time(pipeline))
+    return StepResult(sum(counts.values()), counts)

@@ -1,0 +1,183 @@
+"""`bulk_verify`: a CSV of phone numbers verified as Plivo caller IDs, end to end.
+
+    ingest -> register in the ledger -> list the account (mark already verified)
+    -> recover what a crashed run left mid-call -> loop (callerid.pipeline.runner.drive):
+       complete matched OTPs, expire and re-queue, initiate within the limiter and the in-flight cap
+    -> list again to confirm -> reports and artifacts
+
+This module only sequences: every step is a task in `tasks/` over a function in `callerid/`, one
+task run per batch. The ledger, not Prefect, is the record of every number (prefect-notes §0.1),
+so a rerun with the same CSV carries on where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import timedelta
+from typing import Any, Literal
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from callerid.ingest import IngestResult
+from callerid.pipeline import PipelineOptions, ledger_ops
+from callerid.pipeline.environment import open_run
+from callerid.pipeline.plain import ProgressWriter
+from callerid.pipeline.runner import Work, drive
+from callerid.pipeline.session import Pipeline, StepResult
+from callerid.pipeline.steps import decision_time
+from tasks.account import account_limiter, account_settings
+from tasks.ingest import ingest_task
+from tasks.report import ProgressArtifact, publish_plan, report_task
+from tasks.verify import (
+    complete_task,
+    confirm_task,
+    expire_task,
+    initiate_task,
+    plan_task,
+    recover_task,
+    register_task,
+    sync_listed_task,
+)
+
+# An SMS code normally reaches the inbox within seconds; after this a person is asked instead.
+ASK_PERSON_AFTER = timedelta(minutes=2)
+
+
+class PrefectLoopOps:
+    """`runner.LoopOps` whose steps are Prefect tasks (one task run per batch, none when idle)."""
+
+    def __init__(self, pipeline: Pipeline, *, ask_person: bool = False) -> None:
+        self.pipeline = pipeline
+        self.ask_person = ask_person
+        self.writer = ProgressWriter(pipeline)
+        self.artifact = ProgressArtifact()
+        self._asked: set[str] = set()
+
+    async def sync_clock(self) -> None:
+        await self.pipeline.sync_clock()
+
+    def work(self) -> Work:
+        return ledger_ops.work(self.pipeline, decision_time(self.pipeline))
+
+    async def complete(self) -> StepResult:
+        return await complete_task(self.pipeline)
+
+    async def expire(self) -> StepResult:
+        return await expire_task(self.pipeline)
+
+    async def initiate(self, limit: int) -> StepResult:
+        return await initiate_task(self.pipeline, limit)
+
+    async def progress(self, work: Work) -> None:
+        self.writer.write(work)
+        await self.artifact.update(work, len(self.pipeline.e164s))
+
+    async def idle(self, work: Work) -> None:
+        """With `ask_person`, put the numbers no inbox will answer for in front of a person.
+
+        The pause blocks this loop until the person answers or the windows close: meant for
+        runs a person watches (voice-channel numbers, silent phones), not for bulk SMS runs.
+        """
+        if not self.ask_person:
+            return
+        now = self.pipeline.clock.now()
+        waiting = [
+            e164
+            for e164 in ledger_ops.waiting_for_person(self.pipeline, now, ASK_PERSON_AFTER)
+            if e164 not in self._asked
+        ]
+        if waiting:
+            from flows.otp_wait import collect_otps_from_person
+
+            self._asked.update(waiting)
+            await collect_otps_from_person(
+                self.pipeline.account,
+                waiting,
+                ledger_url=self.pipeline.ledger.url,
+                return_state=True,  # a pause that times out fails the subflow, not this run
+            )
+
+
+@flow(name="bulk-verify", log_prints=False)
+async def bulk_verify(
+    csv_path: str,
+    default_region: str = "US",
+    channel: Literal["sms", "call"] = "sms",
+    subaccount: str | None = None,
+    max_attempts: int = 2,
+    max_in_flight: int = 300,
+    batch_size: int = 100,
+    dry_run: bool = False,
+    ask_person: bool = False,
+    encoding: str | None = None,
+    run_id: str | None = None,
+    poll_interval_s: float = 0.5,
+    follow_sandbox_clock: bool = False,
+    sandbox_reply_delay_s: float = 1.0,
+    shared_rate_limit: bool | None = None,
+) -> dict[str, Any]:
+    """Verify every number of `csv_path`; return the run's counts and report paths.
+
+    `ask_person`: when numbers wait for a code no inbox will see (voice calls, silent phones),
+    pause with a Prefect UI form listing them; leave it off when nobody watches the UI (a person
+    can always use `callerid otp submit`). `follow_sandbox_clock`: PLIVO_API_URL is a sandbox run
+    elsewhere (tests); follow its clock. `shared_rate_limit`: feed the account's limiter from a
+    Prefect global concurrency limit (default: when PREFECT_API_URL is set).
+    """
+    logger = get_run_logger()
+    started = time.monotonic()
+    run_id = run_id or str(flow_run.get_id() or uuid.uuid4())
+    options = PipelineOptions(
+        default_region=default_region,
+        channel=channel,
+        subaccount=subaccount,
+        encoding=encoding,
+        max_attempts=max_attempts,
+        max_in_flight=max_in_flight,
+        batch_size=batch_size,
+        poll_interval_s=poll_interval_s,
+        dry_run=dry_run,
+    )
+    settings = account_settings()
+    limiter = None
+    if not settings.uses_sandbox:
+        limiter = account_limiter(settings, shared=shared_rate_limit)
+    ingest: IngestResult = ingest_task(
+        csv_path,
+        default_region=default_region,
+        encoding=encoding,
+        default_channel=channel,
+        default_subaccount=subaccount,
+    )
+    async with open_run(
+        settings,
+        options,
+        run_id=run_id,
+        csv_path=csv_path,
+        follow_sandbox_clock=follow_sandbox_clock,
+        sandbox_reply_delay_s=sandbox_reply_delay_s,
+        limiter=limiter,
+    ) as pipeline:
+        if pipeline.uses_sandbox:
+            logger.warning(
+                "using the local sandbox at %s: nothing goes to Plivo", pipeline.sandbox_url
+            )
+        if dry_run:
+            plan = await plan_task(pipeline, ingest)
+            await publish_plan(plan)
+            return {
+                "run_id": run_id,
+                "dry_run": True,
+                "plan": plan.as_dict(),
+                "plan_lines": plan.lines(),
+            }
+        await register_task(pipeline, ingest)
+        await sync_listed_task(pipeline)
+        await recover_task(pipeline)
+        await drive(PrefectLoopOps(pipeline, ask_person=ask_person), options)
+        await confirm_task(pipeline)
+        result = await report_task(pipeline, ingest, time.monotonic() - started)
+    logger.info("run %s finished: %s", run_id, result.counts)
+    return result.as_dict()

@@ -1,0 +1,78 @@
+"""Prefect side of the reports: the files come from `callerid.pipeline.report`, the artifacts here.
+
+Artifact keys are lowercase-with-dashes (Prefect rejects anything else). Only counts, statuses
+and reasons go into them: never an OTP code or a token.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from prefect import task
+from prefect.artifacts import (
+    acreate_markdown_artifact,
+    acreate_progress_artifact,
+    acreate_table_artifact,
+    aupdate_progress_artifact,
+)
+from prefect.cache_policies import NO_CACHE
+
+from callerid.ingest import IngestResult
+from callerid.pipeline import finish
+from callerid.pipeline.plan import Plan
+from callerid.pipeline.runner import Work
+from callerid.pipeline.session import Pipeline
+
+SUMMARY_KEY = "bulk-verify-summary"
+FAILURES_KEY = "bulk-verify-failures"
+PROGRESS_KEY = "bulk-verify-progress"
+PLAN_KEY = "bulk-verify-plan"
+
+
+@task(name="write-reports", cache_policy=NO_CACHE, retries=0, persist_result=False)
+async def report_task(
+    pipeline: Pipeline, ingest: IngestResult, elapsed_s: float
+) -> finish.RunResult:
+    """results.csv + rejects.csv + summary.md, then the summary and failures artifacts."""
+    result = finish.write_reports(pipeline, ingest, elapsed_s=elapsed_s)
+    await acreate_markdown_artifact(
+        result.summary_markdown, key=SUMMARY_KEY, description="Run summary"
+    )
+    await acreate_table_artifact(
+        result.failures or [{"phone_number": "", "status": "", "reason": "every number verified"}],
+        key=FAILURES_KEY,
+        description="Numbers that did not verify, and why",
+    )
+    return result
+
+
+async def publish_plan(plan: Plan) -> None:
+    lines = "\n".join(f"- {line}" for line in plan.lines())
+    await acreate_markdown_artifact(
+        f"# Dry run: nothing was sent\n\n{lines}\n", key=PLAN_KEY, description="Dry-run plan"
+    )
+
+
+class ProgressArtifact:
+    """One progress artifact per run, updated in place when the share of final numbers moves."""
+
+    def __init__(self) -> None:
+        self._id: UUID | None = None
+        self._last: float = -1.0
+
+    async def update(self, work: Work, total: int) -> None:
+        pct = 100.0 if total == 0 else round(100.0 * (total - work.pending) / total, 1)
+        if pct == self._last:
+            return
+        description = f"{total - work.pending} of {total} numbers final"
+        if self._id is None:
+            self._id = await acreate_progress_artifact(
+                pct, key=PROGRESS_KEY, description=description
+            )
+        else:
+            await aupdate_progress_artifact(self._id, pct, description=description)
+        self._last = pct
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": str(self._id) if self._id else None, "progress": self._last}

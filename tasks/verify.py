@@ -1,0 +1,66 @@
+"""Thin Prefect tasks over `callerid.pipeline`: one task run per batch, never per number.
+
+Every task here uses `NO_CACHE` (its first argument is the live `Pipeline`: sockets and a database
+engine, nothing to hash) and `retries=0`: the Plivo client already retries what is safe to retry,
+and a Prefect retry on top would multiply them, or worse, repeat an initiate (style.md rule 6).
+"""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from callerid.ingest import IngestResult
+from callerid.pipeline import account, ledger_ops, steps
+from callerid.pipeline.plan import Plan
+from callerid.pipeline.session import Pipeline, StepResult
+
+_TASK = {"cache_policy": NO_CACHE, "retries": 0, "persist_result": False}
+
+
+@task(name="register-numbers", **_TASK)
+async def register_task(pipeline: Pipeline, ingest: IngestResult) -> int:
+    """Upsert the accepted rows into the ledger (numbers it knows keep their status)."""
+    return ledger_ops.register(pipeline, ingest)
+
+
+@task(name="plan-run", **_TASK)
+async def plan_task(pipeline: Pipeline, ingest: IngestResult) -> Plan:
+    """The dry run: what would be sent. Reads the account and the ledger; writes nothing."""
+    return await account.plan(pipeline, ingest)
+
+
+@task(name="sync-listed", **_TASK)
+async def sync_listed_task(pipeline: Pipeline) -> StepResult:
+    """List the account's caller IDs; mark this run's numbers found there as verified."""
+    return await account.sync_listed(pipeline)
+
+
+@task(name="recover-interrupted", **_TASK)
+async def recover_task(pipeline: Pipeline) -> StepResult:
+    """Resolve numbers a crashed run left mid-call (intent rows), without re-sending anything."""
+    return await account.recover(pipeline)
+
+
+@task(name="complete-batch", **_TASK)
+async def complete_task(pipeline: Pipeline) -> StepResult:
+    """Submit the OTPs the inbox matched, as one batch."""
+    return await steps.complete_matched(pipeline)
+
+
+@task(name="expire-batch", **_TASK)
+async def expire_task(pipeline: Pipeline) -> StepResult:
+    """Expire what missed its window; re-queue within the attempt budget; resolve leftovers."""
+    return await steps.expire_due(pipeline)
+
+
+@task(name="initiate-batch", **_TASK)
+async def initiate_task(pipeline: Pipeline, limit: int) -> StepResult:
+    """Initiate up to `limit` queued numbers of this run (intent rows committed first)."""
+    return await steps.initiate_batch(pipeline, limit)
+
+
+@task(name="confirm-listed", **_TASK)
+async def confirm_task(pipeline: Pipeline) -> StepResult:
+    """List the account again and check that every number we verified is there."""
+    return await account.confirm(pipeline)
