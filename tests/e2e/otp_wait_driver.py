@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,7 +47,11 @@ async def verify_by_hand(
                 )
                 uow.commit()
         state = await collect_otps_from_person(
-            DEFAULT_AUTH_ID, numbers, timeout_s=600, ledger_url=ledger_url, return_state=True
+            DEFAULT_AUTH_ID,
+            numbers,
+            timeout_s=int(os.environ.get("CALLERID_TEST_PAUSE_TIMEOUT_S", "600")),
+            ledger_url=ledger_url,
+            return_state=True,
         )
         collected = await state.result() if state.is_completed() else {"state": state.name}
         with ledger.unit_of_work() as uow:

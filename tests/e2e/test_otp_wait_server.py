@@ -40,7 +40,13 @@ def sandbox() -> Iterator[SandboxServer]:
 class Driver:
     """The parent flow in its own process, running against the real server."""
 
-    def __init__(self, server: PrefectServer, sandbox: SandboxServer, tmp_path: Path) -> None:
+    def __init__(
+        self,
+        server: PrefectServer,
+        sandbox: SandboxServer,
+        tmp_path: Path,
+        pause_timeout_s: int = 600,
+    ) -> None:
         self.ledger_url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
         self.result = tmp_path / "result.json"
         self.log = tmp_path / "driver.log"
@@ -50,7 +56,7 @@ class Driver:
                 [sys.executable, *args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=server.env(),
+                env={**server.env(), "CALLERID_TEST_PAUSE_TIMEOUT_S": str(pause_timeout_s)},
             )
 
     def paused_run_id(self, server: PrefectServer, timeout_s: float = 180) -> str:
@@ -105,3 +111,15 @@ def test_codes_from_the_cli_resume_the_paused_run(
     assert result["verified"] == NUMBERS
     for number in NUMBERS:
         assert sandbox.backend.get(DEFAULT_AUTH_ID, number).phone_number == number
+
+
+def test_a_pause_nobody_answers_fails_only_the_subflow(
+    server: PrefectServer, sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    driver = Driver(server, sandbox, tmp_path, pause_timeout_s=4)
+    try:
+        result = driver.finish()
+    finally:
+        driver.stop()
+    assert result == {"collected": {"state": "Failed"}, "verified": []}
+    assert not paused_runs(server, "collect-otps-from-person")
