@@ -108,11 +108,20 @@ class Transport:
         trace: RequestTrace,
         phone_number: str | None,
     ) -> httpx.Response:
-        await self._limiter.acquire(priority)
+        granted_at = await self._limiter.acquire(priority)
         trace.attempts += 1
+        limiter = self._limiter
+
+        async def on_wire(event: str, info: Mapping[str, Any]) -> None:
+            # httpcore's trace hook: the request starts leaving now (any connection set up)
+            if event.endswith("send_request_headers.started"):
+                limiter.sent(granted_at)
+
         start = time.monotonic()
         try:
-            response = await self._http.request(method, path, json=json, params=params)
+            response = await self._http.request(
+                method, path, json=json, params=params, extensions={"trace": on_wire}
+            )
         except _NOT_SENT as exc:
             self._log(method, path, type(exc).__name__, trace.attempts, start)
             raise PlivoConnectionError(

@@ -2,10 +2,12 @@
 
 Two rules decide when the next request may go (`PacingWindow`, pure arithmetic on a clock value):
 
-* a sliding-window log of the last N grants: a grant needs the N-th previous one to be at least
-  `period_s + margin_s` old, so no window of `period_s` ever holds more than N grants. The margin
-  absorbs jitter between our grant and the server's arrival clock.
-* a GCRA bucket at the same rate with a small burst (N/10): without it the first N grants would go
+* a sliding-window log of the last N requests: a grant needs the N-th previous one to be at least
+  `period_s + margin_s` old, so no window of `period_s` ever holds more than N. A request counts
+  from its grant, moved to the moment it reached the wire when the transport reports that
+  (`sent()`): a request that first waited for a new connection reaches the server late. The margin
+  absorbs the remaining jitter between that moment and the server's arrival clock.
+* a GCRA bucket at the same rate with a small burst (N/20): without it the first N grants would go
   out at once, sit in the HTTP connection pool and reach the server spread out, and the next N
   (granted exactly one period later) would land inside the same server window -> 429s.
 
@@ -22,11 +24,11 @@ concurrency limit: the limiter awaits `slot_source(block)` before spending a blo
 from __future__ import annotations
 
 import asyncio
+import bisect
 import heapq
 import itertools
 import threading
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from enum import IntEnum
 
@@ -51,28 +53,43 @@ class PacingWindow:
         self.max_requests = max_requests
         self.period_s = period_s
         self.span_s = period_s + margin_s
-        self.burst = max(1, min(max_requests, burst or max_requests // 10))
+        self.burst = max(1, min(max_requests, burst or max_requests // 20))
         self.interval_s = self.span_s / max_requests
-        self._grants: deque[float] = deque(maxlen=max_requests)
+        self._times: list[float] = []  # the latest N request times, ascending
         self._tat = float("-inf")  # GCRA "theoretical arrival time"
 
     def delay(self, now: float) -> float:
         """Seconds from `now` until the next grant is allowed (0 = now)."""
         wait = self._tat - (self.burst - 1) * self.interval_s - now
-        if len(self._grants) == self.max_requests:
-            wait = max(wait, self._grants[0] + self.span_s - now)
+        if len(self._times) == self.max_requests:
+            wait = max(wait, self._times[0] + self.span_s - now)
         return max(0.0, wait)
 
     def record(self, now: float) -> None:
-        self._grants.append(now)
+        self._insert(now)
         self._tat = max(self._tat, now) + self.interval_s
+
+    def move(self, old: float, new: float) -> None:
+        """A request granted at `old` really left at `new` (later): count it from then on."""
+        if new <= old:
+            return
+        i = bisect.bisect_left(self._times, old)
+        if i < len(self._times) and self._times[i] == old:
+            del self._times[i]
+        self._insert(new)
+
+    def _insert(self, value: float) -> None:
+        bisect.insort(self._times, value)
+        if len(self._times) > self.max_requests:
+            del self._times[0]
 
 
 class _Waiter:
-    __slots__ = ("done", "future", "loop")
+    __slots__ = ("done", "future", "granted_at", "loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
+        self.granted_at = 0.0
         self.future: asyncio.Future[None] | None = None
         self.done = False  # granted or abandoned: skip it in the queue
 
@@ -129,8 +146,10 @@ class RateLimiter:
     def __repr__(self) -> str:
         return f"RateLimiter({self.max_requests}/{self.period_s:g}s, granted={self.granted})"
 
-    async def acquire(self, priority: Priority = Priority.NORMAL) -> None:
-        """Wait until this request may be sent; higher priority waiters are served first."""
+    async def acquire(self, priority: Priority = Priority.NORMAL) -> float:
+        """Wait until this request may be sent; higher priority waiters are served first.
+
+        Returns the grant's time stamp: pass it to `sent()` when the request reaches the wire."""
         waiter = _Waiter(asyncio.get_running_loop())
         with self._lock:
             heapq.heappush(self._queue, (-int(priority), next(self._seq), waiter))
@@ -138,7 +157,7 @@ class RateLimiter:
             while True:
                 delay, fetch = self._try_grant(waiter)
                 if delay is None and not fetch:
-                    return
+                    return waiter.granted_at
                 if fetch:
                     await self._fetch_slots()
                 elif delay is not None and delay > 0:
@@ -170,12 +189,22 @@ class RateLimiter:
                 return None, True
             heapq.heappop(self._queue)
             waiter.done = True
+            waiter.granted_at = now
             self._window.record(now)
             if self._slot_source is not None:
                 self._prepaid -= 1
             self.granted += 1
             self._wake_head_locked()
             return None, False
+
+    def sent(self, granted_at: float, at: float | None = None) -> None:
+        """The request granted at `granted_at` went on the wire at `at` (default: now).
+
+        A grant is counted from its grant time; a request that waited for a new connection (a TLS
+        handshake, a cold start) reaches the server later, and counting it from then keeps the
+        N-th request after it from landing inside the server's window."""
+        with self._lock:
+            self._window.move(granted_at, self._clock() if at is None else at)
 
     async def _fetch_slots(self) -> None:
         assert self._slot_source is not None

@@ -25,6 +25,7 @@ from callerid.plivo import (
     OutcomeUnknownError,
     PlivoClient,
     PlivoConnectionError,
+    Priority,
     RateLimiter,
     RetryPolicy,
     VerificationExpiredError,
@@ -312,3 +313,29 @@ async def test_no_token_or_otp_in_logs_over_real_http(caplog: pytest.LogCaptureF
     assert {"callerid.plivo", "httpx"} <= {r.name for r in caplog.records}
     for secret in (DEFAULT_AUTH_TOKEN, basic, otp, wrong):
         assert secret not in text
+
+
+async def test_requests_are_counted_from_when_they_reach_the_wire(
+    sandbox: SandboxServer,
+) -> None:
+    class WatchedLimiter(RateLimiter):
+        def __init__(self) -> None:
+            super().__init__(300, 5.0)
+            self.grants: list[float] = []
+            self.on_wire: list[float] = []
+
+        async def acquire(self, priority: Priority = Priority.NORMAL) -> float:
+            granted = await super().acquire(priority)
+            self.grants.append(granted)
+            return granted
+
+        def sent(self, granted_at: float, at: float | None = None) -> None:
+            self.on_wire.append(granted_at)
+            super().sent(granted_at, at)
+
+    limiter = WatchedLimiter()
+    control(sandbox, "POST", "caller_ids", phone_number=NUMBER)
+    async with PlivoClient(DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN, sandbox.url, limiter=limiter) as c:
+        await asyncio.gather(*(c.get(NUMBER) for _ in range(5)))
+    assert len(limiter.grants) == 5
+    assert sorted(limiter.on_wire) == sorted(limiter.grants)

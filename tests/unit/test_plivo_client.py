@@ -52,9 +52,9 @@ class RecordingLimiter(RateLimiter):
         super().__init__(10_000, 1.0)
         self.priorities: list[Priority] = []
 
-    async def acquire(self, priority: Priority = Priority.NORMAL) -> None:
+    async def acquire(self, priority: Priority = Priority.NORMAL) -> float:
         self.priorities.append(priority)
-        await super().acquire(priority)
+        return await super().acquire(priority)
 
 
 class Server:

@@ -56,6 +56,20 @@ def test_pacing_window_delays(
             window.record(now)
 
 
+def test_a_request_counts_from_when_it_reached_the_wire() -> None:
+    window = PacingWindow(2, 1.0, margin_s=0.0, burst=2)
+    window.record(0.0)
+    window.record(0.1)
+    assert window.delay(1.0) == 0.0  # the grant at 0.0 has left the window
+    window.move(0.0, 0.5)  # ... but that request only left at 0.5 (new connection)
+    assert window.delay(1.0) == pytest.approx(0.1)  # now 0.1 is the oldest of the two
+    window.move(0.1, 0.05)  # never earlier than the grant
+    assert window.delay(1.0) == pytest.approx(0.1)
+    window.record(1.2)  # 0.1 drops out; moving it later brings it back as the oldest kept
+    window.move(0.1, 0.7)
+    assert window.delay(1.3) == pytest.approx(0.7 + 1.0 - 1.3)
+
+
 def test_pacing_window_rejects_nonsense() -> None:
     with pytest.raises(ValueError):
         PacingWindow(0, 5.0)
