@@ -123,3 +123,65 @@ def test_a_pause_nobody_answers_fails_only_the_subflow(
         driver.stop()
     assert result == {"collected": {"state": "Failed"}, "verified": []}
     assert not paused_runs(server, "collect-otps-from-person")
+
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.mark.browser
+def test_a_person_types_the_codes_into_the_prefect_ui_form(
+    server: PrefectServer, sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    from callerid.inbox.form import pretty
+
+    driver = Driver(server, sandbox, tmp_path)
+    try:
+        run_id = driver.paused_run_id(server)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
+            )
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(60_000)
+            try:
+                page.goto(f"{server.url}/runs/flow-run/{run_id}")
+                page.get_by_role("button", name="Resume").click()
+                dialog = page.get_by_role("dialog")
+                intro = dialog.get_by_text("Enter the verification codes")
+                expect(intro).to_be_visible(timeout=60_000)
+                # one field per number, found by its title (the number, formatted)
+                first, second = (
+                    dialog.locator(".schema-form-property", has_text=pretty(n)).locator("textarea")
+                    for n in NUMBERS
+                )
+                # a malformed code is refused by the server against the form's schema
+                first.fill("12ab")
+                dialog.get_by_role("button", name="Submit").click()
+                refusal = page.get_by_text("does not match").first
+                expect(refusal).to_be_visible(timeout=30_000)
+                assert paused_runs(server, "collect-otps-from-person")
+                first.fill(heard(sandbox, NUMBERS[0]))
+                second.fill(heard(sandbox, NUMBERS[1]))
+                dialog.get_by_role("button", name="Submit").click()
+                result = driver.finish()
+            except BaseException:
+                page.screenshot(path=str(tmp_path / "prefect-ui-failure.png"), full_page=True)
+                raise
+            finally:
+                browser.close()
+    finally:
+        driver.stop()
+    assert result["collected"] == {"asked": NUMBERS, "typed": NUMBERS, "resumed_by": "person"}
+    assert result["verified"] == NUMBERS
+    for number in NUMBERS:
+        assert sandbox.backend.get(DEFAULT_AUTH_ID, number).phone_number == number
