@@ -97,7 +97,8 @@ def gcl_slot_source(name: str, timeout_s: float | None = None) -> SlotSource:
         except ConcurrencySlotAcquisitionError as exc:
             raise MissingLimitError(
                 f"cannot take slots of the global concurrency limit {name!r} ({exc}); "
-                "create it with `callerid setup-prefect`"
+                "create or update it with `callerid setup-prefect`, run with the same "
+                "CALLERID_RATE_LIMIT_REQUESTS / _PERIOD_S as the workers"
             ) from None
 
     return take

@@ -66,3 +66,10 @@ def prefect_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectS
         server.stop()
         with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
+@pytest.fixture(autouse=True)
+def _own_workers(prefect_stack: PrefectStack) -> Iterator[None]:
+    """Each test's workers stop with it: a leftover worker would take the next test's runs."""
+    yield
+    prefect_stack.stop_workers()

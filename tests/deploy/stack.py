@@ -115,25 +115,19 @@ class PrefectStack:
             )
         return done.stdout
 
-    def start_worker(self, name: str, pool: str, env: Mapping[str, str]) -> Proc:
-        proc = start(
-            name,
-            [
-                str(BIN / "prefect"),
-                "worker",
-                "start",
-                "--pool",
-                pool,
-                "--type",
-                "process",
-                "--name",
-                name,
-            ],
-            {**self.env, **env},
-            self.home,
-        )
+    def start_worker(
+        self, name: str, pool: str, env: Mapping[str, str], limit: int | None = None
+    ) -> Proc:
+        args = [str(BIN / "prefect"), "worker", "start", "--pool", pool, "--type", "process"]
+        args += ["--name", name, *(["--limit", str(limit)] if limit else [])]
+        proc = start(name, args, {**self.env, **env}, self.home)
         self.procs.append(proc)
         return proc
+
+    def stop_workers(self) -> None:
+        for proc in self.procs:
+            proc.stop()
+        self.procs.clear()
 
     def api(self, method: str, path: str, json: Any = None) -> Any:
         response = httpx.request(method, f"{self.api_url}{path}", json=json, timeout=30)
