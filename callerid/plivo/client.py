@@ -13,6 +13,9 @@ Outcome rules the pipeline relies on:
   if it is listed; without it, it raises `OutcomeUnknownError`.
 * `delete` raises `NotFoundError` for an unknown number unless `missing_ok=True`; a 404 on a
   repeat after an unanswered attempt counts as deleted.
+
+A client's connection pool belongs to the event loop that uses it: code that runs on several loops
+(Prefect task threads) makes one client per loop. They still share the account's one limiter.
 """
 
 from __future__ import annotations

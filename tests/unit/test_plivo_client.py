@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +26,7 @@ from callerid.plivo import (
     RateLimiter,
     RetryPolicy,
     ServerError,
+    UnexpectedResponseError,
 )
 
 AUTH_ID = "MAUNITTESTACCOUNT001"
@@ -338,3 +340,25 @@ async def test_list_yields_a_number_once_when_the_list_shifts() -> None:
         # page size is fixed at 20; the fake server answers 2 a page
         seen = [x.phone_number async for x in c.list()]
     assert seen == ["+14155550001", "+14155550002", "+14155550003"]
+
+
+async def test_each_attempt_is_logged_with_its_facts(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="callerid.plivo")
+    async with client(Server(err(503, "busy"), ok(CALLER))) as c:
+        await c.get(NUMBER)
+    attempts = [r for r in caplog.records if hasattr(r, "status")]
+    assert [(r.method, r.path, r.status, r.attempt) for r in attempts] == [  # type: ignore[attr-defined]
+        ("GET", f"{ROOT}/14155550123/", 503, 1),
+        ("GET", f"{ROOT}/14155550123/", 200, 2),
+    ]
+    assert all(r.elapsed_s >= 0 for r in attempts)  # type: ignore[attr-defined]
+    assert any("retrying" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "reply", [httpx.Response(200, content=b"not json"), ok({"alias": "no phone number"})]
+)
+async def test_a_malformed_success_is_unexpected_response(reply: httpx.Response) -> None:
+    async with client(Server(reply)) as c:
+        with pytest.raises(UnexpectedResponseError):
+            await c.get(NUMBER)
