@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from callerid.inbox import store
 from callerid.inbox.models import MatchedCode, as_utc
-from callerid.inbox.text import DEFAULT_REGION, normalise_number, read_text
+from callerid.inbox.text import DEFAULT_REGION, TextReading, normalise_number, read_text
 from callerid.ledger.models import InboxMessage, InboxStatus, Number, NumberStatus
 
 ASSIGNED_NOTE = "assigned by a person"
@@ -49,13 +49,13 @@ class Outcome:
 
 
 def _number_for(
-    row: InboxMessage, live: Mapping[str, LiveVerification], region: str
+    row: InboxMessage, live: Mapping[str, LiveVerification], reading: TextReading, region: str
 ) -> tuple[str | None, Outcome | None]:
     for raw in (row.from_number, row.to_number):
         e164 = normalise_number(raw, region)
         if e164 in live:
             return e164, None
-    named = [n for n in read_text(row.text, region).numbers if n in live]
+    named = [n for n in reading.numbers if n in live]
     if len(named) == 1:
         return named[0], None
     if len(named) > 1:
@@ -76,10 +76,10 @@ def classify(
         if row.matched_e164 in passing:
             return Outcome(InboxStatus.NEW, note="waiting for the number's verification")
         return Outcome(InboxStatus.UNMATCHED, note=f"{row.matched_e164} is not waiting for a code")
-    e164, decided = _number_for(row, live, region)
+    reading = read_text(row.text, region)  # the costly part: once per message
+    e164, decided = _number_for(row, live, reading, region)
     if decided is not None:
         return decided
-    reading = read_text(row.text, region)
     code = reading.code
     if e164 is None:
         named = {normalise_number(row.from_number, region), normalise_number(row.to_number, region)}

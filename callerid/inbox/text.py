@@ -7,6 +7,7 @@ so that `(415) 555-0123` does not offer `0123` as a code.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ _PHONE_RUN_RE = re.compile(r"\+?\d(?:[ .()\-]{0,2}\d)+")
 _MIN_PHONE_DIGITS = 9
 
 
+@functools.lru_cache(maxsize=4096)  # the same few To numbers come back on every message
 def normalise_number(raw: str | None, region: str = DEFAULT_REGION) -> str | None:
     """E.164 for a valid phone number given as Plivo sends it (`14155550123`), with `+`, or in
     national format for `region`; None for anything else (short codes, names, garbage)."""
