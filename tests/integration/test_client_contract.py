@@ -1,19 +1,15 @@
-"""Contract: PlivoClient against the sandbox over real HTTP on 127.0.0.1 (plivo-api.md §0, §1).
+"""Contract: PlivoClient against the sandbox over real HTTP on 127.0.0.1 (plivo-api.md §0, §1):
+every operation, every error of §0, paging, and no secrets in the logs.
 
-Faults, the clock and OTPs are reached through the sandbox's own HTTP control routes, as any
+OTPs, the clock and faults are reached through the sandbox's own HTTP control routes, as any
 out-of-process test would.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
-import socket
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
-import httpx
 import pytest
 
 from callerid.plivo import (
@@ -22,63 +18,22 @@ from callerid.plivo import (
     InvalidOtpError,
     NotFoundError,
     OtpAttemptsExceededError,
-    OutcomeUnknownError,
     PlivoClient,
-    PlivoConnectionError,
-    Priority,
     RateLimiter,
-    RetryPolicy,
     VerificationExpiredError,
     VerificationNotFoundError,
 )
 from callerid.sandbox import DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN, SandboxBackend, SandboxServer
-
-NUMBER = "+14155550123"
-FAST_RETRIES = RetryPolicy(base_s=0.01, cap_s=0.05)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[SandboxServer]:
-    with SandboxServer(SandboxBackend(seed=7, rate=(100_000, 1.0)), reply_delay_s=3600) as running:
-        yield running
-
-
-@pytest.fixture
-def sandbox(server: SandboxServer) -> SandboxServer:
-    httpx.post(f"{server.url}/_sandbox/reset").raise_for_status()
-    return server
-
-
-@pytest.fixture
-async def client(sandbox: SandboxServer) -> AsyncIterator[PlivoClient]:
-    async with PlivoClient(
-        DEFAULT_AUTH_ID,
-        DEFAULT_AUTH_TOKEN,
-        sandbox.url,
-        limiter=RateLimiter(300, 5.0),
-        timeout=2.0,
-        retry_policy=FAST_RETRIES,
-    ) as c:
-        yield c
-
-
-def control(sandbox: SandboxServer, method: str, path: str, **body: Any) -> Any:
-    response = httpx.request(method, f"{sandbox.url}/_sandbox/{path}", json=body or None)
-    response.raise_for_status()
-    return response.json()
-
-
-def otp_of(sandbox: SandboxServer, uuid: str) -> str:
-    messages = control(sandbox, "GET", f"messages?phone_number=%2B{NUMBER[1:]}")["messages"]
-    return next(m["otp"] for m in messages if m["verification_uuid"] == uuid)
-
-
-def stats(sandbox: SandboxServer) -> Any:
-    return control(sandbox, "GET", "stats")
-
-
-def number_stats(sandbox: SandboxServer, number: str = NUMBER) -> dict[str, int]:
-    return stats(sandbox)["numbers"].get(number, {})
+from tests.plivo_contract_support import (  # *_fixture: pytest finds them by their names
+    FAST_RETRIES,
+    NUMBER,
+    client_fixture,  # noqa: F401
+    control,
+    otp_of,
+    sandbox_fixture,  # noqa: F401
+    server_fixture,  # noqa: F401
+    stats,
+)
 
 
 async def test_every_operation(client: PlivoClient, sandbox: SandboxServer) -> None:
@@ -195,106 +150,6 @@ async def test_pagination_over_47_caller_ids(client: PlivoClient, sandbox: Sandb
     assert last.previous is not None
 
 
-async def test_429s_are_retried_until_they_succeed() -> None:
-    backend = SandboxBackend(seed=5, rate=(10, 1.0))
-    with SandboxServer(backend, reply_delay_s=3600) as box:
-        backend.seed_verified(NUMBER)
-        # the client's limiter allows 4x what the sandbox does, so 429s must happen
-        async with PlivoClient(
-            DEFAULT_AUTH_ID,
-            DEFAULT_AUTH_TOKEN,
-            box.url,
-            limiter=RateLimiter(40, 1.0),
-            max_attempts=8,
-            retry_policy=RetryPolicy(base_s=0.2, cap_s=1.0),
-        ) as c:
-            results = await asyncio.gather(*(c.get(NUMBER) for _ in range(30)))
-        seen = box.backend.stats()
-    assert all(r.phone_number == NUMBER for r in results)
-    assert seen["rate_limited"] > 0
-    assert seen["total_requests"] == 30 + seen["rate_limited"]
-
-
-async def test_5xx_is_retried_for_reads(client: PlivoClient, sandbox: SandboxServer) -> None:
-    control(sandbox, "POST", "caller_ids", phone_number=NUMBER)
-    control(sandbox, "POST", "faults", kind="status", status=503, count=2, operation="get")
-    assert (await client.get(NUMBER)).phone_number == NUMBER
-    seen = stats(sandbox)
-    assert (seen["faults_injected"], seen["total_requests"]) == (2, 3)
-
-
-async def test_5xx_on_initiate_is_outcome_unknown_and_not_resent(
-    client: PlivoClient, sandbox: SandboxServer
-) -> None:
-    control(sandbox, "POST", "faults", kind="status", status=500, operation="initiate")
-    with pytest.raises(OutcomeUnknownError) as info:
-        await client.initiate(NUMBER)
-    assert info.value.phone_number == NUMBER and info.value.status_code == 500
-    assert stats(sandbox)["total_requests"] == 1
-
-
-@pytest.mark.parametrize(
-    "fault",
-    [
-        {"kind": "timeout_after_processing", "operation": "initiate"},
-        {"kind": "drop", "operation": "initiate"},
-    ],
-)
-async def test_initiate_without_an_answer_is_outcome_unknown(
-    sandbox: SandboxServer, fault: dict[str, Any]
-) -> None:
-    control(sandbox, "POST", "faults", **fault)
-    async with PlivoClient(
-        DEFAULT_AUTH_ID,
-        DEFAULT_AUTH_TOKEN,
-        sandbox.url,
-        limiter=RateLimiter(),
-        timeout=0.5,
-        retry_policy=FAST_RETRIES,
-    ) as c:
-        with pytest.raises(OutcomeUnknownError) as info:
-            await c.initiate(NUMBER)
-    assert info.value.phone_number == NUMBER
-    assert stats(sandbox)["total_requests"] == 1  # never re-POSTed
-    sent = number_stats(sandbox).get("initiations", 0)
-    assert sent == (1 if fault["kind"] == "timeout_after_processing" else 0)
-
-
-async def test_complete_that_timed_out_after_succeeding_is_resolved(
-    sandbox: SandboxServer,
-) -> None:
-    async with PlivoClient(
-        DEFAULT_AUTH_ID,
-        DEFAULT_AUTH_TOKEN,
-        sandbox.url,
-        limiter=RateLimiter(),
-        timeout=0.5,
-        retry_policy=FAST_RETRIES,
-    ) as c:
-        started = await c.initiate(NUMBER)
-        otp = otp_of(sandbox, started.verification_uuid)
-        control(sandbox, "POST", "faults", kind="timeout_after_processing", operation="complete")
-        caller = await c.complete(started.verification_uuid, otp, phone_number=NUMBER)
-    assert caller.verification_uuid == started.verification_uuid
-    assert number_stats(sandbox) == {"initiations": 1, "completion_attempts": 2, "completions": 1}
-
-
-async def test_connection_refused_is_a_connection_error() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    async with PlivoClient(
-        DEFAULT_AUTH_ID,
-        DEFAULT_AUTH_TOKEN,
-        f"http://127.0.0.1:{port}",
-        limiter=RateLimiter(),
-        max_attempts=2,
-        retry_policy=FAST_RETRIES,
-    ) as c:
-        with pytest.raises(PlivoConnectionError, match="could not connect"):
-            await c.initiate(NUMBER)  # never sent, so retrying was allowed and it is no "unknown"
-
-
 async def test_no_token_or_otp_in_logs_over_real_http(caplog: pytest.LogCaptureFixture) -> None:
     # 8-digit codes: long enough that finding one in the logs cannot be a coincidence
     caplog.set_level(logging.DEBUG)  # every logger: ours, httpx, httpcore
@@ -313,29 +168,3 @@ async def test_no_token_or_otp_in_logs_over_real_http(caplog: pytest.LogCaptureF
     assert {"callerid.plivo", "httpx"} <= {r.name for r in caplog.records}
     for secret in (DEFAULT_AUTH_TOKEN, basic, otp, wrong):
         assert secret not in text
-
-
-async def test_requests_are_counted_from_when_they_reach_the_wire(
-    sandbox: SandboxServer,
-) -> None:
-    class WatchedLimiter(RateLimiter):
-        def __init__(self) -> None:
-            super().__init__(300, 5.0)
-            self.grants: list[float] = []
-            self.on_wire: list[float] = []
-
-        async def acquire(self, priority: Priority = Priority.NORMAL) -> float:
-            granted = await super().acquire(priority)
-            self.grants.append(granted)
-            return granted
-
-        def sent(self, granted_at: float, at: float | None = None) -> None:
-            self.on_wire.append(granted_at)
-            super().sent(granted_at, at)
-
-    limiter = WatchedLimiter()
-    control(sandbox, "POST", "caller_ids", phone_number=NUMBER)
-    async with PlivoClient(DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN, sandbox.url, limiter=limiter) as c:
-        await asyncio.gather(*(c.get(NUMBER) for _ in range(5)))
-    assert len(limiter.grants) == 5
-    assert sorted(limiter.on_wire) == sorted(limiter.grants)

@@ -1,11 +1,9 @@
-"""PlivoClient over httpx.MockTransport: wire format, configuration, retries, outcome rules."""
+"""PlivoClient over httpx.MockTransport: wire format, configuration, outcome rules."""
 
 from __future__ import annotations
 
 import base64
-import json
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -19,78 +17,23 @@ from callerid.plivo import (
     NotFoundError,
     OutcomeUnknownError,
     PlivoClient,
-    PlivoConnectionError,
-    PlivoTimeoutError,
     Priority,
-    RateLimitedError,
     RateLimiter,
-    RetryPolicy,
-    ServerError,
     UnexpectedResponseError,
 )
-
-AUTH_ID = "MAUNITTESTACCOUNT001"
-TOKEN = "unit-test-secret-token"
-ROOT = f"/v1/Account/{AUTH_ID}/VerifiedCallerId"
-NUMBER = "+14155550123"
-CALLER = {
-    "alias": "a",
-    "api_id": "x",
-    "country": "US",
-    "created_at": "2023-09-25T13:10:39.968133341Z",
-    "modified_at": "2023-09-25T13:10:39.968133341Z",
-    "phone_number": NUMBER,
-    "subaccount": "",
-    "verification_uuid": "uuid-1",
-}
-
-Reply = httpx.Response | Exception
-
-
-class RecordingLimiter(RateLimiter):
-    """A real limiter (generous) that also remembers the priority of each acquisition."""
-
-    def __init__(self) -> None:
-        super().__init__(10_000, 1.0)
-        self.priorities: list[Priority] = []
-
-    async def acquire(self, priority: Priority = Priority.NORMAL) -> float:
-        self.priorities.append(priority)
-        return await super().acquire(priority)
-
-
-class Server:
-    """Answers requests from a script of replies; records every request it saw."""
-
-    def __init__(self, *replies: Reply) -> None:
-        self.replies = list(replies)
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
-        if isinstance(reply, Exception):
-            raise reply
-        return reply
-
-    def json(self, i: int = -1) -> Any:
-        return json.loads(self.requests[i].content)
-
-
-def ok(body: dict[str, Any], status: int = 200) -> httpx.Response:
-    return httpx.Response(status, json=body)
-
-
-def err(status: int, message: str, **headers: str) -> httpx.Response:
-    return httpx.Response(status, json={"api_id": "x", "error": message}, headers=headers)
-
-
-def client(server: Callable[[httpx.Request], httpx.Response], **kw: Any) -> PlivoClient:
-    kw.setdefault("limiter", RecordingLimiter())
-    kw.setdefault("retry_policy", RetryPolicy(base_s=0.001, cap_s=0.004))
-    return PlivoClient(
-        AUTH_ID, TOKEN, "http://plivo.test", transport=httpx.MockTransport(server), **kw
-    )
+from tests.plivo_fakes import (
+    AUTH_ID,
+    CALLER,
+    NUMBER,
+    ROOT,
+    TOKEN,
+    RecordingLimiter,
+    Reply,
+    Server,
+    client,
+    err,
+    ok,
+)
 
 
 async def test_initiate_wire_format_and_result() -> None:
@@ -165,95 +108,6 @@ async def test_bad_input_is_refused_before_sending(call: Any, message: str) -> N
         with pytest.raises(ValueError, match=message):
             await call(c)
     assert server.requests == []
-
-
-@pytest.mark.parametrize(
-    ("replies", "sent"),
-    [
-        ([err(429, "too many requests"), ok({"verification_uuid": "u"}, 201)], 2),
-        ([httpx.ConnectError("refused"), ok({"verification_uuid": "u"}, 201)], 2),
-        ([httpx.ConnectTimeout("slow"), ok({"verification_uuid": "u"}, 201)], 2),
-    ],
-)
-async def test_initiate_is_repeated_only_where_no_otp_can_have_gone(
-    replies: list[Reply], sent: int
-) -> None:
-    server = Server(*replies)
-    async with client(server) as c:
-        assert (await c.initiate(NUMBER)).verification_uuid == "u"
-    assert len(server.requests) == sent
-
-
-@pytest.mark.parametrize(
-    "reply",
-    [
-        httpx.ReadTimeout("no answer"),
-        httpx.RemoteProtocolError("Server disconnected without sending a response."),
-        httpx.ReadError("connection reset"),
-        err(500, "internal error"),
-        err(503, "unavailable"),
-        ok({"message": "sent but no uuid"}, 201),
-        httpx.Response(201, content=b"<html>"),
-    ],
-)
-async def test_initiate_outcome_unknown_is_never_resent(reply: Reply) -> None:
-    server = Server(reply, ok({"verification_uuid": "second"}, 201))
-    async with client(server) as c:
-        with pytest.raises(OutcomeUnknownError) as caught:
-            await c.initiate(NUMBER)
-    assert len(server.requests) == 1
-    assert caught.value.phone_number == NUMBER
-
-
-@pytest.mark.parametrize(
-    ("reply", "error"),
-    [
-        (err(500, "boom"), ServerError),
-        (err(502, "bad gateway"), ServerError),
-        (httpx.ReadTimeout("slow"), PlivoTimeoutError),
-        (httpx.RemoteProtocolError("dropped"), PlivoConnectionError),
-        (httpx.ConnectError("refused"), PlivoConnectionError),
-        (err(429, "too many requests"), RateLimitedError),
-    ],
-)
-async def test_repeatable_calls_retry_then_give_up(reply: Reply, error: type[Exception]) -> None:
-    server = Server(reply, ok(CALLER))
-    async with client(server) as c:
-        assert (await c.get(NUMBER)).phone_number == NUMBER
-    assert len(server.requests) == 2
-    failing = Server(reply)
-    async with client(failing, max_attempts=3) as c:
-        with pytest.raises(error):
-            await c.get(NUMBER)
-    assert len(failing.requests) == 3
-
-
-async def test_retry_after_beyond_the_cap_is_not_waited_for() -> None:
-    server = Server(err(429, "slow down", **{"Retry-After": "3600"}))
-    async with client(server) as c:
-        with pytest.raises(RateLimitedError) as caught:
-            await c.get(NUMBER)
-    assert len(server.requests) == 1
-    assert caught.value.retry_after == 3600.0
-
-
-async def test_retry_after_is_waited_for() -> None:
-    import time
-
-    server = Server(err(429, "slow down", **{"Retry-After": "0.3"}), ok(CALLER))
-    async with client(server) as c:
-        start = time.monotonic()
-        await c.get(NUMBER)
-    assert time.monotonic() - start >= 0.3
-    assert len(server.requests) == 2
-
-
-async def test_client_errors_are_not_retried() -> None:
-    server = Server(err(400, "invalid otp"))
-    async with client(server) as c:
-        with pytest.raises(InvalidOtpError, match="invalid otp"):
-            await c.complete("uuid-1", "1234")
-    assert len(server.requests) == 1
 
 
 async def test_retried_complete_that_already_succeeded_is_resolved_by_get() -> None:

@@ -1,0 +1,113 @@
+"""PlivoClient retries over httpx.MockTransport: what is repeated, what never is."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from callerid.plivo import (
+    InvalidOtpError,
+    OutcomeUnknownError,
+    PlivoConnectionError,
+    PlivoTimeoutError,
+    RateLimitedError,
+    ServerError,
+)
+from tests.plivo_fakes import (
+    CALLER,
+    NUMBER,
+    Reply,
+    Server,
+    client,
+    err,
+    ok,
+)
+
+
+@pytest.mark.parametrize(
+    ("replies", "sent"),
+    [
+        ([err(429, "too many requests"), ok({"verification_uuid": "u"}, 201)], 2),
+        ([httpx.ConnectError("refused"), ok({"verification_uuid": "u"}, 201)], 2),
+        ([httpx.ConnectTimeout("slow"), ok({"verification_uuid": "u"}, 201)], 2),
+    ],
+)
+async def test_initiate_is_repeated_only_where_no_otp_can_have_gone(
+    replies: list[Reply], sent: int
+) -> None:
+    server = Server(*replies)
+    async with client(server) as c:
+        assert (await c.initiate(NUMBER)).verification_uuid == "u"
+    assert len(server.requests) == sent
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        httpx.ReadTimeout("no answer"),
+        httpx.RemoteProtocolError("Server disconnected without sending a response."),
+        httpx.ReadError("connection reset"),
+        err(500, "internal error"),
+        err(503, "unavailable"),
+        ok({"message": "sent but no uuid"}, 201),
+        httpx.Response(201, content=b"<html>"),
+    ],
+)
+async def test_initiate_outcome_unknown_is_never_resent(reply: Reply) -> None:
+    server = Server(reply, ok({"verification_uuid": "second"}, 201))
+    async with client(server) as c:
+        with pytest.raises(OutcomeUnknownError) as caught:
+            await c.initiate(NUMBER)
+    assert len(server.requests) == 1
+    assert caught.value.phone_number == NUMBER
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        (err(500, "boom"), ServerError),
+        (err(502, "bad gateway"), ServerError),
+        (httpx.ReadTimeout("slow"), PlivoTimeoutError),
+        (httpx.RemoteProtocolError("dropped"), PlivoConnectionError),
+        (httpx.ConnectError("refused"), PlivoConnectionError),
+        (err(429, "too many requests"), RateLimitedError),
+    ],
+)
+async def test_repeatable_calls_retry_then_give_up(reply: Reply, error: type[Exception]) -> None:
+    server = Server(reply, ok(CALLER))
+    async with client(server) as c:
+        assert (await c.get(NUMBER)).phone_number == NUMBER
+    assert len(server.requests) == 2
+    failing = Server(reply)
+    async with client(failing, max_attempts=3) as c:
+        with pytest.raises(error):
+            await c.get(NUMBER)
+    assert len(failing.requests) == 3
+
+
+async def test_retry_after_beyond_the_cap_is_not_waited_for() -> None:
+    server = Server(err(429, "slow down", **{"Retry-After": "3600"}))
+    async with client(server) as c:
+        with pytest.raises(RateLimitedError) as caught:
+            await c.get(NUMBER)
+    assert len(server.requests) == 1
+    assert caught.value.retry_after == 3600.0
+
+
+async def test_retry_after_is_waited_for() -> None:
+    import time
+
+    server = Server(err(429, "slow down", **{"Retry-After": "0.3"}), ok(CALLER))
+    async with client(server) as c:
+        start = time.monotonic()
+        await c.get(NUMBER)
+    assert time.monotonic() - start >= 0.3
+    assert len(server.requests) == 2
+
+
+async def test_client_errors_are_not_retried() -> None:
+    server = Server(err(400, "invalid otp"))
+    async with client(server) as c:
+        with pytest.raises(InvalidOtpError, match="invalid otp"):
+            await c.complete("uuid-1", "1234")
+    assert len(server.requests) == 1
