@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from os import PathLike
 from pathlib import Path
 from typing import NamedTuple
@@ -43,12 +44,12 @@ from callerid.ingest.reader import Table, read_table
 class _Cells(NamedTuple):
     """One record's cells by role, as written."""
 
-    line: int
     raw: str
     country: str
     channel: str
     alias: str
     subaccount: str
+    line: int
     extra: dict[str, str]
 
 
@@ -125,27 +126,30 @@ def _split_cells(table: Table, columns: ColumnMap) -> tuple[list[_Cells], list[s
     """Cells by role; cells past the header's width are kept as `column_N`, never dropped."""
     width = len(columns.headers)
     at = columns.positions
-    phone, country, channel = at["phone_number"], at.get("country"), at.get("channel")
-    alias, subaccount = at.get("alias"), at.get("subaccount")
+    # A role the file lacks reads the cell at `width`, which is always made an empty one.
+    phone, country, channel = at["phone_number"], at.get("country", width), at.get("channel", width)
+    alias, subaccount = at.get("alias", width), at.get("subaccount", width)
     overflow: dict[str, None] = {}
     rows: list[_Cells] = []
     for line, cells in table.records:
-        if len(cells) < width:
-            cells = cells + [""] * (width - len(cells))
+        if len(cells) > width:
+            surplus = {f"column_{i + 1}": cells[i] for i in range(width, len(cells))}
+            overflow.update(dict.fromkeys(surplus))
+            cells = [*cells[:width], ""]
+        else:
+            surplus = {}
+            cells = [*cells, *[""] * (width + 1 - len(cells))]
         extra = {name: cells[i] for i, name in columns.extra}
-        for i in range(width, len(cells)):
-            name = f"column_{i + 1}"
-            extra[name] = cells[i]
-            overflow[name] = None
+        extra.update(surplus)
         rows.append(
             _Cells(
-                line=line,
-                raw=cells[phone],
-                country="" if country is None else cells[country],
-                channel="" if channel is None else cells[channel],
-                alias="" if alias is None else cells[alias],
-                subaccount="" if subaccount is None else cells[subaccount],
-                extra=extra,
+                cells[phone],
+                cells[country],
+                cells[channel],
+                cells[alias],
+                cells[subaccount],
+                line,
+                extra,
             )
         )
     return rows, list(overflow)
@@ -239,7 +243,7 @@ class _Builder:
                 WarningKind.ASSUMED_PLUS,
                 f"written without + or country; read as {row.e164} ({row.region}): check it",
             )
-        if country is not None and pn.country_code_for_region(country) != outcome.country_code:
+        if country is not None and _calling_code(country) != outcome.country_code:
             self.warn(
                 row,
                 WarningKind.COUNTRY_MISMATCH,
@@ -248,6 +252,11 @@ class _Builder:
 
     def warn(self, row: AcceptedRow, kind: WarningKind, message: str) -> None:
         self.warnings.append(RowWarning(line=row.line, raw=row.raw, kind=kind, message=message))
+
+
+@cache
+def _calling_code(region: str) -> int:
+    return int(pn.country_code_for_region(region))
 
 
 def _shown(value: object) -> str:

@@ -19,6 +19,7 @@ from phonenumbers import ValidationResult as Possible
 
 from callerid.ingest.cleaning import clean, has_letters
 from callerid.ingest.models import NumberType, RejectReason
+from callerid.ingest.quick_parse import parse_international
 
 _TYPE_NAMES = {getattr(PhoneNumberType, t.name): t for t in NumberType}
 _UNKNOWN = PhoneNumberType.UNKNOWN
@@ -106,6 +107,9 @@ def normalise_batch(items: Sequence[tuple[str, str]]) -> list[Outcome]:
 
 def _parse(text: str, region: str) -> pn.PhoneNumber | int:
     """The parsed number, or phonenumbers' error type."""
+    number = parse_international(text)
+    if number is not None:
+        return number
     try:
         return pn.parse(text, region)
     except NumberParseException as exc:

@@ -53,7 +53,7 @@ def read_table(text: str, *, path: str = "") -> Table:
 
 def _is_blank(cells: list[str]) -> bool:
     # `,,,` is how a spreadsheet exports an empty row: as blank as an empty line.
-    return all(not cell.strip() for cell in cells)
+    return not "".join(cells).strip()
 
 
 def _first_non_blank_line(text: str) -> str | None:

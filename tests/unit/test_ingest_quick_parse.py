@@ -1,0 +1,67 @@
+"""The `+digits` short cut must build exactly the number `phonenumbers.parse` builds, or decline."""
+
+from __future__ import annotations
+
+import phonenumbers as pn
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from phonenumbers import NumberParseException, PhoneNumberFormat
+
+from callerid.ingest.quick_parse import parse_international
+
+
+def _parsed(text: str) -> pn.PhoneNumber | None:
+    try:
+        return pn.parse(text, "US")
+    except NumberParseException:
+        return None
+
+
+def _examples() -> list[str]:
+    texts = []
+    for region in sorted(pn.SUPPORTED_REGIONS):
+        for kind in range(11):
+            number = pn.example_number_for_type(region, kind)
+            if number is None:
+                continue
+            for form in (PhoneNumberFormat.E164, PhoneNumberFormat.INTERNATIONAL):
+                text = pn.format_number(number, form)
+                texts += [text, text.replace(" ", "-"), f" {text} "]
+    for code in pn.COUNTRY_CODES_FOR_NON_GEO_REGIONS:
+        number = pn.example_number_for_non_geo_entity(code)
+        if number is not None:
+            texts.append(pn.format_number(number, PhoneNumberFormat.E164))
+    return texts
+
+
+def test_every_regions_examples_match_parse() -> None:
+    texts = _examples()
+    taken = [text for text in texts if parse_international(text.strip()) is not None]
+    for text in taken:
+        assert parse_international(text.strip()) == _parsed(text), text
+    assert len(taken) > 0.9 * len(texts)  # the short cut is the common path, not a rarity
+
+
+def test_it_declines_what_parse_must_decide() -> None:
+    assert parse_international("+44 (0)20 7946 0958") is None  # parse strips the trunk 0
+    assert parse_international("+7 8 800 555 35 35") is None  # 8 is Russia's trunk prefix
+    assert parse_international("+1 415 555 2671 x12") is None
+    assert parse_international("0044 20 7946 0958") is None
+    assert parse_international("+999 1234 5678") is None  # no such country code
+    assert parse_international("+12") is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    digits=st.text(alphabet="0123456789", min_size=1, max_size=18),
+    separators=st.lists(st.sampled_from([" ", "-", ".", "(", ")"]), max_size=4),
+    at=st.lists(st.integers(min_value=0, max_value=18), max_size=4),
+)
+def test_random_plus_numbers_match_parse(digits: str, separators: list[str], at: list[int]) -> None:
+    chars = list(digits)
+    for separator, index in zip(separators, at, strict=False):
+        chars.insert(min(index, len(chars)), separator)
+    text = "+" + "".join(chars)
+    quick = parse_international(text)
+    if quick is not None:
+        assert quick == _parsed(text)
