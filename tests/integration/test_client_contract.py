@@ -148,6 +148,11 @@ async def test_pagination_over_47_caller_ids(client: PlivoClient, sandbox: Sandb
     last = await client.list_page(offset=40)
     assert (len(last.items), last.total_count, last.next) == (7, 47, None)
     assert last.previous is not None
+    before = stats(sandbox)["total_requests"]
+    for bad in ({"limit": 21}, {"limit": 0}, {"offset": -1}):
+        with pytest.raises(ValueError):
+            await client.list_page(**bad)
+    assert stats(sandbox)["total_requests"] == before  # §0: never sent
 
 
 async def test_no_token_or_otp_in_logs_over_real_http(caplog: pytest.LogCaptureFixture) -> None:
