@@ -4,10 +4,13 @@
 Several processes may open the same database at once (a flow and the webhook receiver), so an
 upgrade runs under a lock: a transaction-scoped advisory lock on PostgreSQL, `BEGIN IMMEDIATE`
 (the database's write lock) on SQLite. The second process waits, then finds the head in place.
+Within one process a plain lock serialises them as well: Alembic runs its env.py through a
+module-global context, so two threads must never run a command at the same time.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +24,7 @@ from sqlalchemy import Connection, Engine, text
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # pg_advisory_xact_lock key: any constant that other tools on the same database will not use.
 _PG_LOCK_KEY = 0x43414C4C4552  # "CALLER"
+_ALEMBIC = threading.Lock()
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -44,7 +48,7 @@ def current_revision(engine: Engine) -> str | None:
 
 @contextmanager
 def _locked(engine: Engine) -> Iterator[Connection]:
-    with engine.connect() as connection:
+    with _ALEMBIC, engine.connect() as connection:
         if connection.dialect.name == "sqlite":
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         elif connection.dialect.name == "postgresql":

@@ -116,7 +116,7 @@ class NumberRepository:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        before = dict(self.session.execute(picked).tuples().all())
+        before: dict[int, str] = {i: s for i, s in self.session.execute(picked)}
         if not before:
             return []
         values: dict[str, Any] = {

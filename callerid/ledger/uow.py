@@ -43,10 +43,9 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        try:
-            self.session.rollback()  # whatever was not committed
-        finally:
-            self.session.close()
+        # close() rolls back whatever was not committed, and (unlike rollback()) leaves loaded
+        # rows readable, detached, for the caller to copy out.
+        self.session.close()
 
     def commit(self) -> None:
         try:

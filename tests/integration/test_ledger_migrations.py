@@ -1,0 +1,112 @@
+"""Opening and migrating the ledger on file SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from callerid.ledger import Ledger, Number, open_ledger
+from callerid.ledger.migrate import downgrade, head_revision, upgrade
+from callerid.ledger.models import Base
+
+TABLES = {"runs", "numbers", "events", "inbox_messages"}
+
+
+def _tables(ledger: Ledger) -> set[str]:
+    return set(sa.inspect(ledger.engine).get_table_names()) - {"alembic_version"}
+
+
+def test_an_empty_database_goes_to_head_and_back(db_url: str) -> None:
+    with open_ledger(db_url, migrate=False) as ledger:
+        assert ledger.revision() is None and _tables(ledger) == set()
+        assert upgrade(ledger.engine) is True
+        assert ledger.revision() == head_revision() and _tables(ledger) == TABLES
+        downgrade(ledger.engine, "base")
+        assert ledger.revision() is None and _tables(ledger) == set()
+        assert ledger.upgrade() is True  # and up again, from nothing
+        assert ledger.upgrade() is False  # already there: nothing to do
+        assert _tables(ledger) == TABLES
+
+
+def test_the_migrations_build_exactly_the_models(db_url: str) -> None:
+    with open_ledger(db_url) as ledger, ledger.engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert diff == []
+
+
+def test_a_fresh_sqlite_file_is_created_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
+    path = tmp_path / "out" / "nested" / "ledger.sqlite3"
+    with open_ledger(f"sqlite:///{path}") as ledger:
+        assert path.exists() and ledger.revision() == head_revision()
+        with ledger.engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_the_default_ledger_is_the_sqlite_file_under_the_output_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CALLERID_DATABASE_URL", raising=False)
+    monkeypatch.setenv("CALLERID_OUTPUT_DIR", str(tmp_path / "out"))
+    with open_ledger() as ledger:
+        assert ledger.dialect == "sqlite" and _tables(ledger) == TABLES
+    assert (tmp_path / "out" / "ledger.sqlite3").exists()
+
+
+def test_callerid_database_url_selects_postgresql(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain = pg_url.replace("postgresql+psycopg://", "postgresql://")  # the driver is ours to pick
+    monkeypatch.setenv("CALLERID_DATABASE_URL", plain)
+    with open_ledger() as ledger:
+        assert ledger.dialect == "postgresql" and _tables(ledger) == TABLES
+
+
+def test_an_in_memory_ledger_is_one_database_for_every_session() -> None:
+    with open_ledger("sqlite://") as ledger, ledger.unit_of_work() as uow:
+        assert uow.numbers.counts_by_status()["queued"] == 0
+
+
+def test_the_url_of_a_ledger_never_shows_a_password() -> None:
+    ledger = open_ledger("postgresql://user:s3cret@127.0.0.1:1/x", migrate=False)
+    try:
+        assert "s3cret" not in ledger.url and "s3cret" not in repr(ledger)
+        assert ledger.engine.url.drivername == "postgresql+psycopg"
+    finally:
+        ledger.close()
+
+
+def test_ledgers_opening_a_fresh_database_together_migrate_it_once(db_url: str) -> None:
+    """The flow and the webhook receiver may start at the same moment on an empty database.
+
+    Threads with one engine each: the migration lock is per connection, as between processes.
+    """
+    barrier = threading.Barrier(3)
+    errors: list[BaseException] = []
+
+    def open_one() -> None:
+        try:
+            barrier.wait(10)
+            with open_ledger(db_url) as ledger, ledger.unit_of_work() as uow:
+                assert uow.numbers.by_status("nobody") == []
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    with open_ledger(db_url, migrate=False) as ledger:
+        assert ledger.revision() == head_revision()
+        with ledger.engine.connect() as connection:
+            rows = connection.exec_driver_sql("SELECT count(*) FROM alembic_version").scalar()
+            assert rows == 1
+        assert Number.__tablename__ in _tables(ledger)
