@@ -135,11 +135,8 @@ class Transport:
             self._log(method, path, type(exc).__name__, trace.attempts, start)
             if not repeatable:
                 raise self._unknown(method, path, type(exc).__name__, phone_number) from exc
-            cls = (
-                PlivoTimeoutError
-                if isinstance(exc, httpx.TimeoutException)
-                else (PlivoConnectionError)
-            )
+            timed_out = isinstance(exc, httpx.TimeoutException)
+            cls = PlivoTimeoutError if timed_out else PlivoConnectionError
             raise cls(
                 f"{method} {path}: no answer ({type(exc).__name__})",
                 method=method,
