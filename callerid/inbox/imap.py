@@ -157,9 +157,10 @@ def connect(config: ImapConfig) -> imaplib.IMAP4:
         client.login(config.username, config.password)
     except (OSError, imaplib.IMAP4.error) as exc:
         # the server's words, never the password
-        raise ImapError(
-            f"IMAP login to {config.host}:{config.resolved_port} failed: {exc}"
-        ) from None
+        said = exc.args[0] if exc.args else exc
+        reason = said.decode(errors="replace") if isinstance(said, bytes) else str(exc)
+        where = f"{config.host}:{config.resolved_port}"
+        raise ImapError(f"IMAP login to {where} failed: {reason}") from None
     return client
 
 

@@ -100,6 +100,7 @@ def test_wrong_password_and_untrusted_certificate(imap: ImapServer, mailbox: str
     with pytest.raises(ImapError) as wrong:
         poll_mailbox(config(imap, mailbox, password="not-the-password"), scope_for(engine), None)
     assert "not-the-password" not in str(wrong.value)
+    assert "Authentication failed" in str(wrong.value) and "b'" not in str(wrong.value)
     assert "not-the-password" not in repr(config(imap, mailbox, password="not-the-password"))
     with pytest.raises(ImapError, match="failed"):
         poll_mailbox(config(imap, mailbox, cafile=None), scope_for(engine), None)  # type: ignore[arg-type]
