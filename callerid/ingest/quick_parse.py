@@ -15,7 +15,8 @@ import re
 import phonenumbers as pn
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata
 
-_PLUS_DIGITS = re.compile(r"\+[1-9]\d{5,16}")  # parse's own bounds: an NSN of 2 to 17 digits
+# ASCII digits only: parse maps other scripts' digits first, and so must the prefix check.
+_PLUS_DIGITS = re.compile(r"\+[1-9][0-9]{5,16}")  # parse's own bounds: an NSN of 2 to 17 digits
 _NO_PREFIX = re.compile(r"(?!)")  # never matches: for countries without a national prefix
 _ANYTHING = re.compile(r"")  # always matches: no metadata, so never take the short cut
 _prefix_by_code: dict[int, re.Pattern[str]] = {}

@@ -65,3 +65,8 @@ def test_random_plus_numbers_match_parse(digits: str, separators: list[str], at:
     quick = parse_international(text)
     if quick is not None:
         assert quick == _parsed(text)
+
+
+def test_other_scripts_digits_are_left_to_parse() -> None:
+    assert parse_international("+٤٤٠٧٩١١١٢٣٤٥٦") is None
+    assert parse_international("+４４２０７９４６０９５８") is None
