@@ -116,7 +116,7 @@ def measure(label: str, count: int, runner: Runner) -> dict[str, Any]:
 
 
 async def plain(csv_path: Path, run_id: str) -> dict[str, Any]:
-    options = PipelineOptions(max_in_flight=300, batch_size=100, poll_interval_s=0.05)
+    options = PipelineOptions(max_in_flight=300, batch_size=100, poll_interval_s=0.2)
     result = await run_plain(
         csv_path, load_settings(), options, run_id=run_id, follow_sandbox_clock=True
     )
@@ -130,7 +130,7 @@ async def flow(csv_path: Path, run_id: str) -> dict[str, Any]:
         str(csv_path),
         max_in_flight=300,
         batch_size=100,
-        poll_interval_s=0.05,
+        poll_interval_s=0.2,
         run_id=run_id,
         follow_sandbox_clock=True,
         shared_rate_limit=False,

@@ -12,6 +12,7 @@ so a rerun with the same CSV carries on where the last one stopped.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from datetime import timedelta
@@ -58,8 +59,8 @@ class PrefectLoopOps:
     async def sync_clock(self) -> None:
         await self.pipeline.sync_clock()
 
-    def work(self) -> Work:
-        return ledger_ops.work(self.pipeline, decision_time(self.pipeline))
+    async def work(self) -> Work:
+        return await asyncio.to_thread(ledger_ops.work, self.pipeline, decision_time(self.pipeline))
 
     async def complete(self) -> StepResult:
         return await complete_task(self.pipeline)
@@ -71,7 +72,7 @@ class PrefectLoopOps:
         return await initiate_task(self.pipeline, limit)
 
     async def progress(self, work: Work) -> None:
-        self.writer.write(work)
+        await asyncio.to_thread(self.writer.write, work)
         await self.artifact.update(work, len(self.pipeline.e164s))
 
     async def idle(self, work: Work) -> None:

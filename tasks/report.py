@@ -6,6 +6,7 @@ and reasons go into them: never an OTP code or a token.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from uuid import UUID
 
@@ -55,15 +56,19 @@ async def publish_plan(plan: Plan) -> None:
 
 
 class ProgressArtifact:
-    """One progress artifact per run, updated in place when the share of final numbers moves."""
+    """One progress artifact per run, updated in place at most every `min_interval_s` (each
+    update is an API call to the Prefect server) and always when the run is finished."""
 
-    def __init__(self) -> None:
+    def __init__(self, min_interval_s: float = 2.0) -> None:
+        self.min_interval_s = min_interval_s
         self._id: UUID | None = None
         self._last: float = -1.0
+        self._at = float("-inf")
 
     async def update(self, work: Work, total: int) -> None:
         pct = 100.0 if total == 0 else round(100.0 * (total - work.pending) / total, 1)
-        if pct == self._last:
+        now = time.monotonic()
+        if pct == self._last or (not work.finished and now - self._at < self.min_interval_s):
             return
         description = f"{total - work.pending} of {total} numbers final"
         if self._id is None:
@@ -72,7 +77,7 @@ class ProgressArtifact:
             )
         else:
             await aupdate_progress_artifact(self._id, pct, description=description)
-        self._last = pct
+        self._last, self._at = pct, now
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": str(self._id) if self._id else None, "progress": self._last}

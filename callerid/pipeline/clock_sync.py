@@ -22,12 +22,14 @@ class SandboxClockFollower:
     def __init__(self, sandbox_url: str, clock: OffsetClock | None = None) -> None:
         self.url = sandbox_url.rstrip("/") + "/_sandbox/clock"
         self.clock = clock or OffsetClock()
+        self._http: httpx.AsyncClient | None = None
 
     async def sync(self) -> float:
         """Copy the sandbox's offset; on a failed read keep the last one (and say so)."""
+        if self._http is None:  # one client: building one (TLS context and all) costs ~0.1 s
+            self._http = httpx.AsyncClient(timeout=5.0)
         try:
-            async with httpx.AsyncClient(timeout=5.0) as http:
-                response = await http.get(self.url)
+            response = await self._http.get(self.url)
             response.raise_for_status()
             offset = float(response.json()["offset_s"])
         except (httpx.HTTPError, KeyError, TypeError, ValueError) as exc:
@@ -35,3 +37,8 @@ class SandboxClockFollower:
             return self.clock.offset_s
         self.clock.set_offset(offset)
         return self.clock.offset_s
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import ExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 from callerid.clock import Clock, OffsetClock, SystemClock
@@ -55,7 +55,7 @@ async def open_run(
     _ensure_sqlite_dir(url)
     paths = RunPaths.for_run(settings.output_dir, run_id)
     ledger = open_ledger(url)
-    with ExitStack() as stack:
+    async with AsyncExitStack() as stack:
         stack.callback(ledger.close)
         clock: Clock = SystemClock()
         clock_sync = None
@@ -63,7 +63,7 @@ async def open_run(
             from callerid.inbox import WebhookServer
             from callerid.sandbox import DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN, SandboxServer
 
-            log.warning(SANDBOX_NOTICE)
+            log.info(SANDBOX_NOTICE)
             # One clock for the sandbox, the receiver (it stamps received_at, which the matcher
             # compares with initiated_at) and the pipeline.
             clock = OffsetClock()
@@ -86,6 +86,7 @@ async def open_run(
                 follower = SandboxClockFollower(api_url)
                 clock, clock_sync, sandbox_url = follower.clock, follower.sync, api_url
                 await follower.sync()
+                stack.push_async_callback(follower.aclose)
         if limiter is None:
             limiter = limiter_for(
                 account, settings.rate_limit_requests, settings.rate_limit_period_s

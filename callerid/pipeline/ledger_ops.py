@@ -79,13 +79,17 @@ def register(pipeline: Pipeline, ingest: IngestResult) -> int:
 
 def statuses(pipeline: Pipeline, e164s: Sequence[str]) -> dict[str, str]:
     with pipeline.ledger.unit_of_work() as uow:
-        out: dict[str, str] = {}
-        for chunk in _chunks(list(e164s)):
-            query = select(Number.e164, Number.status).where(
-                Number.account == pipeline.account, Number.e164.in_(chunk)
-            )
-            out.update({e164: status for e164, status in uow.session.execute(query)})
-        return out
+        return _statuses(uow.session, pipeline.account, e164s)
+
+
+def _statuses(session: Any, account: str, e164s: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for chunk in _chunks(list(e164s)):
+        query = select(Number.e164, Number.status).where(
+            Number.account == account, Number.e164.in_(chunk)
+        )
+        out.update({e164: status for e164, status in session.execute(query)})
+    return out
 
 
 def outcomes(pipeline: Pipeline, e164s: Sequence[str]) -> dict[str, NumberOutcome]:
@@ -134,7 +138,7 @@ def work(pipeline: Pipeline, decision_now: datetime) -> Work:
                 | (Number.status == NumberStatus.EXPIRED.value),
             )
         ).scalar_one()
-    run = Counter(statuses(pipeline, pipeline.e164s).values())
+        run = Counter(_statuses(session, account, pipeline.e164s).values())
     return Work(
         new_messages=int(new_messages),
         queued=run.get(NumberStatus.QUEUED.value, 0) + run.get(NumberStatus.EXPIRED.value, 0),

@@ -6,6 +6,7 @@ flow's orchestration overhead is measured against.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -30,8 +31,10 @@ class PlainOps:
     async def sync_clock(self) -> None:
         await self.pipeline.sync_clock()
 
-    def work(self) -> Work:
-        return ledger_ops.work(self.pipeline, steps.decision_time(self.pipeline))
+    async def work(self) -> Work:
+        return await asyncio.to_thread(
+            ledger_ops.work, self.pipeline, steps.decision_time(self.pipeline)
+        )
 
     async def complete(self) -> StepResult:
         return await steps.complete_matched(self.pipeline)
@@ -43,7 +46,7 @@ class PlainOps:
         return await steps.initiate_batch(self.pipeline, limit)
 
     async def progress(self, work: Work) -> None:
-        self.writer.write(work)
+        await asyncio.to_thread(self.writer.write, work)
 
     async def idle(self, work: Work) -> None:
         return None

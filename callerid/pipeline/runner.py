@@ -1,9 +1,9 @@
 """The verification loop, as one function that both the Prefect flow and plain Python drive.
 
-    repeat:  complete what the inbox matched (completions first: they have a deadline)
-             expire what missed its window, resolve what a crash left mid-call, re-queue
-             initiate up to `max_in_flight` live verifications, a batch at a time
-    until    every number of this run is final
+    complete what the inbox matched (first in the limiter's queue: they have a deadline)
+    | initiate up to `max_in_flight` live verifications, a batch at a time
+    | expire what missed its window, resolve what a crash left mid-call, re-queue
+    until every number of this run is final
 
 `LoopOps` supplies the steps. The flow's implementation calls Prefect tasks; `PlainOps` calls the
 core functions directly. Steps are only called when a cheap look at the ledger (`Work`) says they
@@ -13,6 +13,7 @@ have something to do, so an hour of waiting for OTPs costs polls, not thousands 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -39,7 +40,7 @@ class Work:
 class LoopOps(Protocol):
     async def sync_clock(self) -> None: ...
 
-    def work(self) -> Work: ...
+    async def work(self) -> Work: ...
 
     async def complete(self) -> StepResult: ...
 
@@ -50,32 +51,69 @@ class LoopOps(Protocol):
     async def progress(self, work: Work) -> None: ...
 
     async def idle(self, work: Work) -> None:
-        """Called when nothing could progress this round (e.g. to ask a person for codes)."""
+        """Called when the run only waits (e.g. to ask a person for the codes)."""
         ...
 
 
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
 async def drive(ops: LoopOps, options: PipelineOptions, *, clock_sync_every_s: float = 0.5) -> Work:
-    """Run the loop until every number of the run is final; return the last look at the ledger."""
-    last_sync = float("-inf")
-    while True:
-        if time.monotonic() - last_sync >= clock_sync_every_s:
-            await ops.sync_clock()
-            last_sync = time.monotonic()
-        work = ops.work()
-        moved = False
-        if work.new_messages:
-            moved |= bool(await ops.complete())
-        if work.due:
-            moved |= bool(await ops.expire())
-        if moved:
-            work = ops.work()
-        room = options.max_in_flight - work.live
-        if work.queued and room > 0:
-            moved |= bool(await ops.initiate(min(room, options.batch_size)))
-            work = ops.work()
-        await ops.progress(work)
-        if work.finished:
-            return work
-        if not moved:
-            await ops.idle(work)
-            await asyncio.sleep(options.poll_interval_s)
+    """Run the loop until every number of the run is final; return the last look at the ledger.
+
+    Three lanes run at once. The completion lane submits matched codes as they arrive; the
+    initiation lane keeps up to `max_in_flight` verifications live, a batch at a time; the
+    supervisor follows the clock, expires and re-queues, reports progress and decides when the
+    run is over. The two API lanes touch different numbers, the account's limiter serves
+    completions first, and while one lane does its ledger bookkeeping the other keeps the limiter
+    busy: no lane waits for the other's batch to end.
+    """
+    stop = asyncio.Event()
+    last: list[Work] = []
+
+    async def completion_lane() -> None:
+        while not stop.is_set():
+            work = await ops.work()
+            done = await ops.complete() if work.new_messages else StepResult()
+            if done.attempted < options.batch_size:
+                # Not a full batch: let codes gather for a moment (one task run per batch, not
+                # per code); a 15-minute window does not miss a fraction of a second.
+                await _pause(stop, options.poll_interval_s)
+
+    async def initiation_lane() -> None:
+        while not stop.is_set():
+            work = await ops.work()
+            room = options.max_in_flight - work.live
+            if not (work.queued and room > 0 and await ops.initiate(min(room, options.batch_size))):
+                await _pause(stop, options.poll_interval_s)
+
+    async def supervisor() -> None:
+        last_sync = float("-inf")
+        while True:
+            if time.monotonic() - last_sync >= clock_sync_every_s:
+                await ops.sync_clock()
+                last_sync = time.monotonic()
+            work = await ops.work()
+            if work.due and await ops.expire():
+                work = await ops.work()
+            await ops.progress(work)
+            if work.finished:
+                last.append(work)
+                stop.set()
+                return
+            if not work.queued and not work.new_messages:
+                await ops.idle(work)
+            await _pause(stop, options.poll_interval_s)
+
+    try:
+        async with asyncio.TaskGroup() as group:  # a failing lane cancels the others
+            group.create_task(supervisor())
+            group.create_task(completion_lane())
+            group.create_task(initiation_lane())
+    except BaseExceptionGroup as failed:
+        if len(failed.exceptions) == 1:  # the usual case: say what went wrong, not "a group"
+            raise failed.exceptions[0] from None
+        raise
+    return last[0]

@@ -1,5 +1,8 @@
 """The batch steps of the loop: initiate, complete, expire. Each works on many numbers at once.
 
+Ledger work runs in a worker thread (`asyncio.to_thread`), so the event loop keeps handing out
+rate-limiter grants to the other step's requests meanwhile.
+
 Order of writes, for crash safety (design.md): the intent (`initiating` / `completing`) is
 committed before the API calls go out; the outcomes are committed together after they return.
 A crash in between leaves intent rows that `recover` resolves on the next run, never by
@@ -89,7 +92,7 @@ async def _initiate_one(pipeline: Pipeline, target: ledger_ops.Target) -> Outcom
 async def initiate_batch(pipeline: Pipeline, limit: int) -> StepResult:
     """Initiate up to `limit` queued numbers of this run; intent rows are committed first."""
     sent_at = pipeline.clock.now()
-    targets = ledger_ops.claim_for_initiate(pipeline, limit, sent_at)
+    targets = await asyncio.to_thread(ledger_ops.claim_for_initiate, pipeline, limit, sent_at)
     if not targets:
         return StepResult()
     results = await asyncio.gather(
@@ -103,7 +106,7 @@ async def initiate_batch(pipeline: Pipeline, limit: int) -> StepResult:
             reason = f"not sent: {type(result).__name__}"
             result = Outcome(target.e164, NumberStatus.QUEUED, reason)
         outcomes.append(result)
-    ledger_ops.record_initiations(pipeline, outcomes, sent_at)
+    await asyncio.to_thread(ledger_ops.record_initiations, pipeline, outcomes, sent_at)
     if fatal is not None:
         raise fatal  # bad credentials and bugs stop the run; the rows went back to the queue
     return StepResult(len(targets), dict(Counter(o.status.value for o in outcomes)))
@@ -135,15 +138,17 @@ async def _complete_one(pipeline: Pipeline, code: ledger_ops.MatchedCode) -> Out
 
 async def complete_matched(pipeline: Pipeline) -> StepResult:
     """Submit every OTP the inbox matched to a live verification (completions go first)."""
-    codes = ledger_ops.claim_matched(pipeline, pipeline.clock.now())
+    codes = await asyncio.to_thread(ledger_ops.claim_matched, pipeline, pipeline.clock.now())
     if not codes:
         return StepResult()
     results = await asyncio.gather(*(_complete_one(pipeline, c) for c in codes))
-    ledger_ops.record_completions(pipeline, codes, list(results))
+    await asyncio.to_thread(ledger_ops.record_completions, pipeline, codes, list(results))
     return StepResult(len(codes), dict(Counter(o.status.value for o in results)))
 
 
 async def expire_due(pipeline: Pipeline) -> StepResult:
     """Expire live verifications past their window; re-queue or fail them by attempts left."""
-    counts = ledger_ops.expire_and_recover(pipeline, decision_time(pipeline))
+    counts = await asyncio.to_thread(
+        ledger_ops.expire_and_recover, pipeline, decision_time(pipeline)
+    )
     return StepResult(sum(counts.values()), counts)
