@@ -64,11 +64,13 @@ def ingest_csv(
 ) -> IngestResult:
     """Read and check a CSV of numbers. Raises `IngestInputError` only for an unusable file.
 
-    `workers` > 1 normalises big files (20,000 rows and more) in that many processes.
+    `workers` > 1 normalises big files (20,000 rows and more) in that many processes. They are
+    spawned, so a script that asks for them needs the `if __name__ == "__main__":` guard.
     """
     region, channel, subaccount = check_defaults(
         default_region, default_channel, default_subaccount
     )
+    check_encoding(encoding)  # a bad option is reported before the file is even opened
     with _gc_paused():
         return _ingest(Path(path), region, channel, subaccount, encoding, workers)
 
@@ -124,7 +126,7 @@ def _ingest(
 
 
 def _read(file: Path, encoding: str | None) -> tuple[Table, str]:
-    text, used_encoding = decode(read_bytes(file), check_encoding(encoding), path=str(file))
+    text, used_encoding = decode(read_bytes(file), encoding, path=str(file))
     return read_table(text, path=str(file)), used_encoding
 
 
@@ -247,7 +249,7 @@ class _Builder:
             self.warn(
                 row,
                 WarningKind.ASSUMED_PLUS,
-                f"written without + or country; read as {row.e164} ({row.region}): check it",
+                f"written without +; read as international {row.e164} ({row.region}): check it",
             )
         if country is not None and _calling_code(country) != outcome.country_code:
             self.warn(
