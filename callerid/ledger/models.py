@@ -114,7 +114,8 @@ class Number(Base):
     __tablename__ = "numbers"
     __table_args__ = (
         UniqueConstraint("account", "e164", name="uq_numbers_account_e164"),
-        Index("ix_numbers_account_status", "account", "status"),
+        # Claims filter on (account, status) and take the oldest ids first.
+        Index("ix_numbers_claim", "account", "status", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

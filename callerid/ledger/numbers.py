@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, inspect, select, update
+from sqlalchemy import Table, func, insert, inspect, select, update
 from sqlalchemy.orm import Session
 
 from callerid.ledger import states
@@ -20,6 +20,7 @@ from callerid.ledger.models import Event, Number, NumberStatus
 from callerid.ledger.upsert import UpsertResult, upsert_many
 
 EXPIRY_REASON = "no code within the OTP window"
+_EVENTS = cast(Table, Event.__table__)
 
 
 def _status(value: str | NumberStatus) -> NumberStatus:
@@ -139,7 +140,7 @@ class NumberRepository:
         claimed = sorted(self.session.execute(statement).scalars(), key=lambda n: n.id)
         if claimed:
             self.session.execute(
-                insert(Event),
+                insert(_EVENTS),  # Core: one multi-row INSERT, not the ORM's row-by-row path
                 [
                     {
                         "number_id": n.id,

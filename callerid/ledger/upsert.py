@@ -10,8 +10,10 @@ Rules (one row per account and E.164):
   verified; changing them is reconcile's job (`apply`), not a re-import's.
 * Within one call the first record of an E.164 wins (ingest reports later ones as duplicates).
 
-Work goes in chunks of `CHUNK` rows: one SELECT of the known rows, one multi-row
-`INSERT .. ON CONFLICT DO NOTHING RETURNING` (SQLite and PostgreSQL), one executemany UPDATE.
+Work goes in chunks of `CHUNK` rows: one SELECT of the known rows, one
+`INSERT .. ON CONFLICT DO NOTHING RETURNING` for the new ones (PostgreSQL: from `unnest` of array
+parameters, events in the same statement; SQLite: multi-row VALUES, then the events), one
+executemany UPDATE for changed details.
 A number another process inserts between our SELECT and INSERT is left as that process wrote it.
 """
 
@@ -20,20 +22,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Insert, bindparam, insert, select, update
+from sqlalchemy import Insert, String, Table, any_, bindparam, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from callerid.ledger.errors import InvalidRecordError
-from callerid.ledger.models import FINAL_STATUSES, Event, Number, NumberStatus
+from callerid.ledger.models import FINAL_STATUSES, Event, Number, NumberStatus, UTCDateTime
 
 CHUNK = 1000  # rows per statement: 7 parameters each stays far below every parameter limit
 DETAILS = ("alias", "subaccount", "country", "channel")
 DEFAULT_CHANNEL = "sms"
-_numbers = Number.__table__
-_events = Event.__table__
+_numbers = cast(Table, Number.__table__)
+_events = cast(Table, Event.__table__)
 _FINAL = frozenset(s.value for s in FINAL_STATUSES)
 
 
@@ -109,51 +111,84 @@ def _chunks(records: Iterator[NumberRecord]) -> Iterator[list[NumberRecord]]:
         yield chunk
 
 
-def _insert_new(session: Session) -> Insert:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(_numbers).on_conflict_do_nothing(
+# PostgreSQL: five array parameters instead of thousands of scalars (psycopg re-parses a long
+# multi-row VALUES statement on every call, which cost more than the insert itself), and the
+# registered events written by the same statement.
+_PG_INSERT = text(
+    """
+    WITH new AS (
+        INSERT INTO numbers (account, e164, alias, subaccount, country, channel, status,
+                             attempts, wrong_otps, last_run_id, created_at, updated_at, version)
+        SELECT :account, r.e164, r.alias, r.subaccount, r.country, r.channel, 'queued',
+               0, 0, :run_id, :now, :now, 1
+        FROM unnest(CAST(:e164s AS text[]), CAST(:aliases AS text[]),
+                    CAST(:subaccounts AS text[]), CAST(:countries AS text[]),
+                    CAST(:channels AS text[])) AS r(e164, alias, subaccount, country, channel)
+        ORDER BY r.e164
+        ON CONFLICT (account, e164) DO NOTHING
+        RETURNING id, e164
+    ), logged AS (
+        INSERT INTO events (number_id, from_status, to_status, reason, run_id, at)
+        SELECT id, NULL, 'queued', 'registered', :run_id, :now FROM new
+    )
+    SELECT id, e164 FROM new
+    """
+).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
+def _insert_pg(
+    session: Session,
+    account: str,
+    fresh: Sequence[NumberRecord],
+    run_id: str | None,
+    now: datetime,
+) -> list[tuple[int, str]]:
+    params = {
+        "account": account,
+        "run_id": run_id,
+        "now": now,
+        "e164s": [r.e164 for r in fresh],
+        "aliases": [r.alias for r in fresh],
+        "subaccounts": [r.subaccount for r in fresh],
+        "countries": [r.country for r in fresh],
+        "channels": [r.channel for r in fresh],
+    }
+    return [(int(i), str(e)) for i, e in session.execute(_PG_INSERT, params)]
+
+
+def _insert_other(
+    session: Session,
+    account: str,
+    fresh: Sequence[NumberRecord],
+    run_id: str | None,
+    now: datetime,
+) -> list[tuple[int, str]]:
+    rows = [
+        {
+            "account": account,
+            "e164": r.e164,
+            "alias": r.alias,
+            "subaccount": r.subaccount,
+            "country": r.country,
+            "channel": r.channel,
+            "status": NumberStatus.QUEUED.value,
+            "attempts": 0,
+            "wrong_otps": 0,
+            "last_run_id": run_id,
+            "created_at": now,
+            "updated_at": now,
+            "version": 1,
+        }
+        for r in fresh
+    ]
+    if session.get_bind().dialect.name == "sqlite":
+        new: Insert = sqlite.insert(_numbers).on_conflict_do_nothing(
             index_elements=["account", "e164"]
         )
-    if dialect == "sqlite":
-        return sqlite.insert(_numbers).on_conflict_do_nothing(index_elements=["account", "e164"])
-    return insert(_numbers)  # other databases: a concurrent insert ends in the unique constraint
-
-
-def _upsert_chunk(
-    session: Session, account: str, chunk: Sequence[NumberRecord], run_id: str | None, now: datetime
-) -> UpsertResult:
-    known = {
-        row.e164: row
-        for row in session.execute(
-            select(
-                Number.id, Number.e164, Number.status, *(getattr(Number, d) for d in DETAILS)
-            ).where(Number.account == account, Number.e164.in_([r.e164 for r in chunk]))
-        )
-    }
-    fresh = [r for r in chunk if r.e164 not in known]
-    inserted: list[tuple[int, str]] = []
-    if fresh:
-        rows = [
-            {
-                "account": account,
-                "e164": r.e164,
-                "alias": r.alias,
-                "subaccount": r.subaccount,
-                "country": r.country,
-                "channel": r.channel,
-                "status": NumberStatus.QUEUED.value,
-                "attempts": 0,
-                "wrong_otps": 0,
-                "last_run_id": run_id,
-                "created_at": now,
-                "updated_at": now,
-                "version": 1,
-            }
-            for r in fresh
-        ]
-        statement = _insert_new(session).returning(_numbers.c.id, _numbers.c.e164)
-        inserted = [(int(i), str(e)) for i, e in session.execute(statement, rows)]
+    else:  # other databases: a concurrent insert ends in the unique constraint
+        new = insert(_numbers)
+    statement = new.returning(_numbers.c.id, _numbers.c.e164)
+    inserted = [(int(i), str(e)) for i, e in session.execute(statement, rows)]
     if inserted:
         session.execute(
             insert(_events),
@@ -169,6 +204,30 @@ def _upsert_chunk(
                 for i, _ in inserted
             ],
         )
+    return inserted
+
+
+def _known(session: Session, account: str, chunk: Sequence[NumberRecord]) -> dict[str, Any]:
+    wanted = [r.e164 for r in chunk]
+    if session.get_bind().dialect.name == "postgresql":
+        match = Number.e164 == any_(bindparam("wanted", wanted, type_=postgresql.ARRAY(String)))
+    else:
+        match = Number.e164.in_(wanted)
+    query = select(Number.id, Number.e164, Number.status, *(getattr(Number, d) for d in DETAILS))
+    return {row.e164: row for row in session.execute(query.where(Number.account == account, match))}
+
+
+def _upsert_chunk(
+    session: Session, account: str, chunk: Sequence[NumberRecord], run_id: str | None, now: datetime
+) -> UpsertResult:
+    known = _known(session, account, chunk)
+    fresh = [r for r in chunk if r.e164 not in known]
+    inserted: list[tuple[int, str]] = []
+    if fresh:
+        insert_new = (
+            _insert_pg if session.get_bind().dialect.name == "postgresql" else _insert_other
+        )
+        inserted = insert_new(session, account, fresh, run_id, now)
     changes: list[dict[str, Any]] = []
     unchanged = kept_final = 0
     for record in chunk:
@@ -182,7 +241,7 @@ def _upsert_chunk(
         else:
             changes.append({"b_id": row.id, **{f"b_{d}": getattr(record, d) for d in DETAILS}})
     if changes:
-        statement = (
+        refresh = (
             update(_numbers)
             .where(_numbers.c.id == bindparam("b_id"))
             .values(
@@ -191,7 +250,7 @@ def _upsert_chunk(
                 version=_numbers.c.version + 1,
             )
         )
-        session.execute(statement, changes)
+        session.execute(refresh, changes)
     return UpsertResult(len(inserted), len(changes), unchanged, kept_final)
 
 
