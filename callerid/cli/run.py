@@ -9,6 +9,7 @@ rows never change the exit status: they are reported in rejects.csv.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import threading
 import time
@@ -30,6 +31,8 @@ PREFECT_DEFAULTS = {
     # timeout on slow disks (prefect-notes §0.6); these must be set before prefect is imported.
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    # Task-run chatter would scroll through the progress bars; warnings still show.
+    "PREFECT_LOGGING_LEVEL": "WARNING",
 }
 
 console = Console()
@@ -80,7 +83,7 @@ def _watch(thread: threading.Thread, paths: RunPaths) -> None:
 
 
 def _summary(result: dict[str, Any]) -> Table:
-    table = Table(title=f"Run {result.get('run_id', '')}")
+    table = Table(title="Run summary")
     table.add_column("status")
     table.add_column("rows", justify="right")
     for status, n in dict(result.get("counts", {})).items():
@@ -91,6 +94,30 @@ def _summary(result: dict[str, Any]) -> Table:
 
 def register(app: typer.Typer) -> None:
     """Add `callerid run` to the top-level app."""
+
+    @app.command("runs")
+    def runs_command(
+        limit: Annotated[int, typer.Option(min=1, help="How many runs to show.")] = 10,
+    ) -> None:
+        """List recent runs recorded in the ledger, newest first, with their counts."""
+        from callerid.ledger import open_ledger
+
+        settings = load_settings()
+        table = Table(title="Recent runs")
+        for column in ("run id", "account", "started", "finished", "input", "counts"):
+            table.add_column(column)
+        with open_ledger(settings.resolved_database_url()) as ledger, ledger.unit_of_work() as uow:
+            for run in uow.runs.latest(limit=limit):
+                counts = ", ".join(f"{k} {v}" for k, v in sorted(dict(run.counts).items()))
+                table.add_row(
+                    run.id,
+                    run.account,
+                    f"{run.started_at:%Y-%m-%d %H:%M:%S}",
+                    f"{run.finished_at:%H:%M:%S}" if run.finished_at else "[yellow]not finished",
+                    run.input_path or "",
+                    counts,
+                )
+        console.print(table)
 
     @app.command("run")
     def run_command(
@@ -133,9 +160,19 @@ def register(app: typer.Typer) -> None:
             "run_id": run_id,
             "sandbox_reply_delay_s": reply_delay,
         }
+        if not os.environ.get("PREFECT_API_URL"):
+            console.print(
+                "Starting Prefect's temporary server (no PREFECT_API_URL); on a fresh machine its "
+                "first start migrates a database and can take a minute."
+            )
+        console.print(f"run id {run_id}: rerun with the same file to resume it")
         box: dict[str, Any] = {}
         started = time.monotonic()
-        thread = threading.Thread(target=_run_flow, args=(params, box), name="bulk-verify")
+        # The copied context carries Prefect's settings (e.g. a test harness's) into the thread.
+        context = contextvars.copy_context()
+        thread = threading.Thread(
+            target=context.run, args=(_run_flow, params, box), name="bulk-verify"
+        )
         thread.start()
         _watch(thread, paths)
         if "error" in box:
@@ -143,7 +180,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
         result: dict[str, Any] = box["result"]
         if dry_run:
-            console.print("[bold]Dry run: nothing was sent.")
+            console.print("[bold]Dry run: nothing was sent. The plan:")
             for line in result["plan_lines"]:
                 console.print(f"  {line}")
             return

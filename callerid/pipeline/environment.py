@@ -15,6 +15,7 @@ from pathlib import Path
 
 from callerid.clock import Clock, OffsetClock, SystemClock
 from callerid.ledger import open_ledger
+from callerid.pipeline import ledger_ops
 from callerid.pipeline.clock_sync import SandboxClockFollower
 from callerid.pipeline.options import PipelineOptions, RunPaths
 from callerid.pipeline.session import Pipeline
@@ -64,6 +65,8 @@ async def open_run(
             from callerid.sandbox import DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN, SandboxServer
 
             log.info(SANDBOX_NOTICE)
+            # A fresh in-process sandbox knows no caller IDs; the ledger remembers what earlier
+            # sandbox runs verified, and the sandbox account lists them again (as Plivo would).
             # One clock for the sandbox, the receiver (it stamps received_at, which the matcher
             # compares with initiated_at) and the pipeline.
             clock = OffsetClock()
@@ -74,6 +77,13 @@ async def open_run(
             sandbox = stack.enter_context(
                 SandboxServer(inbox_url=inbox.url, reply_delay_s=sandbox_reply_delay_s, clock=clock)
             )
+            remembered = ledger_ops.verified_numbers(ledger, account)
+            for e164, alias in remembered:
+                sandbox.backend.seed_verified(e164, alias=alias)
+            if remembered:
+                log.info(
+                    "sandbox seeded with %d caller IDs verified by earlier runs", len(remembered)
+                )
             api_url: str = sandbox.url
             sandbox_url: str | None = sandbox.url
         else:

@@ -24,6 +24,7 @@ from callerid.pipeline.session import Pipeline
 
 if TYPE_CHECKING:
     from callerid.ingest import IngestResult
+    from callerid.ledger import Ledger
     from callerid.pipeline.runner import Work
     from callerid.pipeline.steps import Outcome
 
@@ -335,6 +336,16 @@ def waiting_for_person(pipeline: Pipeline, now: datetime, after: timedelta) -> l
             if row.e164 in wanted
             and (row.channel == "call" or as_utc(row.initiated_at) <= now - after)
         ]
+
+
+def verified_numbers(ledger: Ledger, account: str) -> list[tuple[str, str | None]]:
+    """(E.164, alias) of every number the ledger holds as verified for `account`."""
+    ok = [NumberStatus.VERIFIED.value, NumberStatus.ALREADY_VERIFIED.value]
+    with ledger.unit_of_work() as uow:
+        query = select(Number.e164, Number.alias).where(
+            Number.account == account, Number.status.in_(ok)
+        )
+        return [(e164, alias) for e164, alias in uow.session.execute(query)]
 
 
 def finish_run(pipeline: Pipeline, counts: dict[str, int]) -> None:
