@@ -6,6 +6,7 @@ transition; the cheap counting reads the loop makes each round are plain `select
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from sqlalchemy import func, select
 from callerid.inbox import store
 from callerid.inbox.matcher import match_new_messages
 from callerid.inbox.models import MatchedCode, as_utc
-from callerid.ledger import OTP_WINDOW, recover_interrupted
+from callerid.ledger import OTP_WINDOW, recover_interrupted, states
 from callerid.ledger.models import FINAL_STATUSES, InboxMessage, InboxStatus, Number, NumberStatus
 from callerid.pipeline.report import NumberOutcome
 from callerid.pipeline.session import Pipeline
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from callerid.ledger import Ledger
     from callerid.pipeline.runner import Work
     from callerid.pipeline.steps import Outcome
+
+log = logging.getLogger(__name__)
 
 __all__ = ["MatchedCode", "Target"]
 
@@ -152,6 +155,26 @@ def work(pipeline: Pipeline, decision_now: datetime) -> Work:
 # -- initiation ----------------------------------------------------------------------------------
 
 
+def _still(row: Number, expected: NumberStatus, outcome: NumberStatus) -> bool:
+    """Is `row` still where this step left it before its API call?
+
+    It may not be when the call outlasted the OTP window (a long hang, or a test moving the clock
+    15 minutes): the supervisor's expiry/recovery has then settled the row already, and an OTP
+    sent by this call has expired too. A verification that went through is still recorded (the
+    state machine allows `verified` from anywhere); any other late outcome is dropped.
+    """
+    if row.status == expected.value:
+        return True
+    keep = outcome is NumberStatus.VERIFIED and states.is_allowed(row.status, outcome)
+    log.warning(
+        "%s moved to %s while its API call was in flight; %s",
+        row.e164,
+        row.status,
+        "recording the verification" if keep else f"late outcome {outcome.value} dropped",
+    )
+    return keep
+
+
 def claim_for_initiate(pipeline: Pipeline, limit: int, now: datetime) -> list[Target]:
     """Move up to `limit` queued numbers to `initiating` and commit, before any API call."""
     with pipeline.ledger.unit_of_work() as uow:
@@ -176,6 +199,8 @@ def record_initiations(pipeline: Pipeline, results: Sequence[Outcome], sent_at: 
         rows = {r.e164: r for r in _rows(uow.session, pipeline.account, [o.e164 for o in results])}
         for outcome in results:
             row = rows[outcome.e164]
+            if not _still(row, NumberStatus.INITIATING, outcome.status):
+                continue
             if outcome.status is NumberStatus.INITIATING:
                 # Outcome unknown: restamp, so recovery waits out a window from after the send.
                 uow.numbers.touch(row, now=now, last_error=outcome.reason)
@@ -236,6 +261,8 @@ def record_completions(
                     store.mark_used(uow.session, code.message_id, code.e164)
                 else:
                     store.mark_rejected(uow.session, code.message_id, outcome.reason, code.e164)
+            if not _still(row, NumberStatus.COMPLETING, outcome.status):
+                continue
             fields: dict[str, Any] = {}
             if outcome.wrong_otp:
                 fields["wrong_otps"] = row.wrong_otps + 1
