@@ -43,8 +43,11 @@ def read_table(text: str, *, path: str = "") -> Table:
             else:
                 records.append((start, cells))
     except csv.Error as exc:
+        # In practice: a quote opened on that line and never closed swallowed the rest.
         raise IngestInputError(
-            f"cannot split line {previous_end + 1} into cells: {exc}", path=path
+            f"cannot split the record starting on line {previous_end + 1} into cells ({exc}); "
+            'look for a quote (") that is never closed',
+            path=path,
         ) from None
     if header is None:  # only reachable when the header line was blank for csv, e.g. `""`
         raise IngestInputError("no header line: every line is blank", path=path)

@@ -190,6 +190,12 @@ def test_unusable_files_raise_one_clear_error(tmp_path: Path, text: str, message
         ingest_csv(write(tmp_path, text))
 
 
+def test_an_unclosed_quote_that_swallows_the_file_is_named(tmp_path: Path) -> None:
+    text = 'phone,alias\n+14155552671,"open\n' + "+14155552672,x\n" * 10_000
+    with pytest.raises(IngestInputError, match=r"starting on line 2 .*never closed"):
+        ingest_csv(write(tmp_path, text))
+
+
 def test_missing_and_unreadable_paths(tmp_path: Path) -> None:
     with pytest.raises(IngestInputError, match="file not found"):
         ingest_csv(tmp_path / "nope.csv")
