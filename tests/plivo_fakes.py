@@ -35,6 +35,11 @@ class RecordingLimiter(RateLimiter):
     def __init__(self) -> None:
         super().__init__(10_000, 1.0)
         self.priorities: list[Priority] = []
+        self.rate_limits = 0
+
+    def rate_limited(self) -> None:
+        self.rate_limits += 1
+        super().rate_limited()
 
     async def acquire(self, priority: Priority = Priority.NORMAL) -> float:
         self.priorities.append(priority)

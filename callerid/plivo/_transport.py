@@ -20,6 +20,7 @@ from callerid.plivo.errors import (
     PlivoConnectionError,
     PlivoError,
     PlivoTimeoutError,
+    RateLimitedError,
     ServerError,
     api_error_message,
     error_for_status,
@@ -154,6 +155,8 @@ class Transport:
             phone_number=phone_number,
             retry_after=parse_retry_after(response.headers.get("retry-after")),
         )
+        if isinstance(error, RateLimitedError):
+            self._limiter.rate_limited()
         if isinstance(error, ServerError):
             trace.unanswered_attempts += 1
             if not repeatable:

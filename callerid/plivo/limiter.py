@@ -6,7 +6,8 @@ Two rules decide when the next request may go (`PacingWindow`, pure arithmetic o
   `period_s + margin_s` old, so no window of `period_s` ever holds more than N. A request counts
   from its grant, moved to the moment it reached the wire when the transport reports that
   (`sent()`): a request that first waited for a new connection reaches the server late. The margin
-  absorbs the remaining jitter between that moment and the server's arrival clock.
+  absorbs the remaining jitter between that moment and the server's arrival clock; every 429
+  reported through `rate_limited()` widens it a little for the next N grants.
 * a GCRA bucket at the same rate with a small burst (N/20): without it the first N grants would go
   out at once, sit in the HTTP connection pool and reach the server spread out, and the next N
   (granted exactly one period later) would land inside the same server window -> 429s.
@@ -52,11 +53,27 @@ class PacingWindow:
             raise ValueError("need max_requests >= 1, period_s > 0 and margin_s >= 0")
         self.max_requests = max_requests
         self.period_s = period_s
-        self.span_s = period_s + margin_s
+        self.margin_s = margin_s
         self.burst = max(1, min(max_requests, burst or max_requests // 20))
-        self.interval_s = self.span_s / max_requests
+        # Widened by each 429 (our margin was too thin for this server/network) and narrowed
+        # again over the next N grants, never beyond 5% of the period.
+        self.extra_s = 0.0
+        self.max_extra_s = 0.05 * period_s
+        self.widen_step_s = 0.02
         self._times: list[float] = []  # the latest N request times, ascending
         self._tat = float("-inf")  # GCRA "theoretical arrival time"
+
+    @property
+    def span_s(self) -> float:
+        return self.period_s + self.margin_s + self.extra_s
+
+    @property
+    def interval_s(self) -> float:
+        return self.span_s / self.max_requests
+
+    def widen(self) -> None:
+        """The server answered 429: keep requests further apart for a while."""
+        self.extra_s = min(self.max_extra_s, self.extra_s + self.widen_step_s)
 
     def delay(self, now: float) -> float:
         """Seconds from `now` until the next grant is allowed (0 = now)."""
@@ -68,6 +85,8 @@ class PacingWindow:
     def record(self, now: float) -> None:
         self._insert(now)
         self._tat = max(self._tat, now) + self.interval_s
+        if self.extra_s:
+            self.extra_s = max(0.0, self.extra_s - self.widen_step_s / self.max_requests)
 
     def move(self, old: float, new: float) -> None:
         """A request granted at `old` really left at `new` (later): count it from then on."""
@@ -196,6 +215,11 @@ class RateLimiter:
             self.granted += 1
             self._wake_head_locked()
             return None, False
+
+    def rate_limited(self) -> None:
+        """Report a 429: the window widens a little and narrows again over the next N grants."""
+        with self._lock:
+            self._window.widen()
 
     def sent(self, granted_at: float, at: float | None = None) -> None:
         """The request granted at `granted_at` went on the wire at `at` (default: now).

@@ -16,6 +16,7 @@ from callerid.plivo import (
 from tests.plivo_fakes import (
     CALLER,
     NUMBER,
+    RecordingLimiter,
     Reply,
     Server,
     client,
@@ -111,3 +112,10 @@ async def test_client_errors_are_not_retried() -> None:
         with pytest.raises(InvalidOtpError, match="invalid otp"):
             await c.complete("uuid-1", "1234")
     assert len(server.requests) == 1
+
+
+async def test_a_429_is_reported_to_the_limiter() -> None:
+    limiter = RecordingLimiter()
+    async with client(Server(err(429, "too many requests"), ok(CALLER)), limiter=limiter) as c:
+        await c.get(NUMBER)
+    assert limiter.rate_limits == 1

@@ -70,6 +70,24 @@ def test_a_request_counts_from_when_it_reached_the_wire() -> None:
     assert window.delay(1.3) == pytest.approx(0.7 + 1.0 - 1.3)
 
 
+def test_a_429_widens_the_window_for_the_next_n_grants() -> None:
+    window = PacingWindow(2, 1.0, margin_s=0.0, burst=2)
+    window.record(0.0)
+    window.record(0.0)
+    assert window.delay(1.0) == 0.0
+    window.widen()
+    assert window.delay(1.0) == pytest.approx(0.02)
+    for _ in range(10):
+        window.widen()
+    assert window.extra_s == pytest.approx(0.05)  # never more than 5% of the period
+    window.record(2.0)
+    window.record(2.0)
+    assert window.extra_s == pytest.approx(0.03)  # one step forgotten per N grants
+    for t in range(3, 9):
+        window.record(float(t))
+    assert window.extra_s == 0.0
+
+
 def test_pacing_window_rejects_nonsense() -> None:
     with pytest.raises(ValueError):
         PacingWindow(0, 5.0)
