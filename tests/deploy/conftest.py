@@ -19,6 +19,16 @@ from tests.deploy.stack import BIN, PrefectStack, free_port, start, wait_http
 
 POOL = "callerid-process"
 SERVER_BOOT_S = 180
+UNUSED_SERVICES = (
+    "SCHEDULER",  # the cron schedule is checked as data; its runs are not waited for
+    "LATE_RUNS",
+    "FOREMAN",
+    "TRIGGERS",
+    "PAUSE_EXPIRATIONS",
+    "CANCELLATION_CLEANUP",
+    "REPOSSESSOR",
+    "TASK_RUN_RECORDER",
+)
 
 
 def _admin_dsn() -> str:
@@ -49,10 +59,12 @@ def prefect_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectS
         PYTHONUNBUFFERED="1",
     )
     stack = PrefectStack(home=home, api_url=api_url, env=env)
+    # Background services these tests do not exercise compete with them for two cores.
+    quiet = {f"PREFECT_SERVER_SERVICES_{s}_ENABLED": "false" for s in UNUSED_SERVICES}
     server = start(
         "prefect-server",
         [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env,
+        {**env, **quiet},
         home,
     )
     try:

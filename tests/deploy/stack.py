@@ -153,8 +153,9 @@ class PrefectStack:
         raise TimeoutError(f"flow run {run_id} not final after {timeout_s} s\n{tails}")
 
     def logs_of(self, run_id: str) -> str:
+        """The run's log messages (task runs are not recorded: that service is off)."""
         body = {"logs": {"flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_ASC", "limit": 200}
-        return "\n".join(str(entry["message"]) for entry in self.api("POST", "/logs/filter", body))
+        return "\n".join(str(e["message"]) for e in self.api("POST", "/logs/filter", body))
 
     def artifact(self, key: str) -> dict[str, Any] | None:
         found = self.api(
