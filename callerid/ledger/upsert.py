@@ -72,23 +72,42 @@ def _field(item: Any, name: str) -> Any:
     return getattr(item, name, None)
 
 
-def as_record(index: int, item: Any) -> NumberRecord:
-    """A `NumberRecord` from a record, an ingest `AcceptedRow` (its `region` is the country),
-    or a mapping with the same keys."""
-    if isinstance(item, NumberRecord):
-        return item
-    e164 = _field(item, "e164")
+CHANNELS = ("sms", "call")
+
+
+def _check(index: int, record: NumberRecord) -> NumberRecord:
+    """The same limits on every database (SQLite would store an over-long value silently)."""
+    e164 = record.e164
     if not isinstance(e164, str) or not e164.startswith("+") or not e164[1:].isdigit():
         raise InvalidRecordError(index, f"e164 must look like +15551234567, got {e164!r}")
+    if not 8 <= len(e164) <= 16:
+        raise InvalidRecordError(index, f"e164 {e164} has {len(e164) - 1} digits (7 to 15)")
+    if record.channel not in CHANNELS:
+        raise InvalidRecordError(index, f"channel must be sms or call, got {record.channel!r}")
+    if record.country is not None and not (len(record.country) == 2 and record.country.isalpha()):
+        raise InvalidRecordError(index, f"country must be 2 letters, got {record.country!r}")
+    for name, limit in (("alias", 64), ("subaccount", 32)):
+        value = getattr(record, name)
+        if value is not None and len(value) > limit:
+            raise InvalidRecordError(index, f"{name} is longer than {limit} characters")
+    return record
+
+
+def as_record(index: int, item: Any) -> NumberRecord:
+    """A checked `NumberRecord` from a record, an ingest `AcceptedRow` (its `region` is the
+    country), or a mapping with the same keys."""
+    if isinstance(item, NumberRecord):
+        return _check(index, item)
     country = _field(item, "country") or _field(item, "region")
     channel = _field(item, "channel")
-    return NumberRecord(
-        e164=e164,
+    record = NumberRecord(
+        e164=_field(item, "e164"),
         alias=_field(item, "alias") or None,
         subaccount=_field(item, "subaccount") or None,
         country=str(country).upper() if country else None,
         channel=str(channel) if channel else DEFAULT_CHANNEL,
     )
+    return _check(index, record)
 
 
 def _unique_records(records: Iterable[Any]) -> Iterator[NumberRecord]:

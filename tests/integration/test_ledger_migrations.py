@@ -110,3 +110,18 @@ def test_ledgers_opening_a_fresh_database_together_migrate_it_once(db_url: str) 
             rows = connection.exec_driver_sql("SELECT count(*) FROM alembic_version").scalar()
             assert rows == 1
         assert Number.__tablename__ in _tables(ledger)
+
+
+def _number_indexes(ledger: Ledger) -> set[str]:
+    return {str(i["name"]) for i in sa.inspect(ledger.engine).get_indexes("numbers")}
+
+
+def test_each_revision_steps_down_and_up_again(db_url: str) -> None:
+    with open_ledger(db_url) as ledger:
+        assert "ix_numbers_claim" in _number_indexes(ledger)
+        downgrade(ledger.engine, "0001")
+        assert ledger.revision() == "0001"
+        assert "ix_numbers_account_status" in _number_indexes(ledger)
+        assert "ix_numbers_claim" not in _number_indexes(ledger)
+        assert upgrade(ledger.engine) is True and ledger.revision() == head_revision()
+        assert "ix_numbers_account_status" not in _number_indexes(ledger)

@@ -178,6 +178,22 @@ def test_records_come_from_ingest_rows_mappings_or_records() -> None:
             as_record(7, bad)
 
 
+@pytest.mark.parametrize(
+    ("record", "problem"),
+    [
+        (NumberRecord("+1415"), "e164 \\+1415 has 4 digits"),
+        (NumberRecord("+1" + "5" * 15), "e164 \\+15+ has 16 digits"),
+        (NumberRecord("+14155550000", channel="fax"), "channel must be sms or call"),
+        (NumberRecord("+14155550000", country="USA"), "country must be 2 letters"),
+        (NumberRecord("+14155550000", alias="a" * 65), "alias is longer than 64"),
+        (NumberRecord("+14155550000", subaccount="S" * 33), "subaccount is longer than 32"),
+    ],
+)
+def test_records_over_the_columns_limits_are_refused(record: NumberRecord, problem: str) -> None:
+    with pytest.raises(InvalidRecordError, match=f"record 0: {problem}"):
+        as_record(0, record)
+
+
 def test_database_url_precedence_and_driver(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.delenv("CALLERID_DATABASE_URL", raising=False)
     monkeypatch.setenv("CALLERID_OUTPUT_DIR", str(tmp_path))
