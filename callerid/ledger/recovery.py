@@ -18,6 +18,11 @@ lists it as a verified caller ID (a GET, or a fresh list) and `now` = the caller
 Then `expired` -> `queued` / `failed` by attempts left when `max_attempts` is given; without it
 the numbers wait in `expired` for the next `expire_due`, which settles them the same way.
 
+Rows changed after `now - min_age` are presumed to belong to a live process (another worker on
+the same PostgreSQL ledger, mid-call) and are left for a later pass. With the default `min_age`
+of 0 that already covers the caller's grace (rows changed after the decision time); several
+workers sharing a ledger should pass more than their longest API call with retries.
+
 The window end: for `initiating`, the latest of `expires_at`, `initiated_at + OTP_WINDOW` and
 `updated_at + OTP_WINDOW` (the claim and any restamp after an unknown outcome happened no earlier
 than the send, so this bounds when Plivo could have started the window); for `completing`,
@@ -28,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -92,10 +97,16 @@ def decide(n: Interrupted, listed: bool, now: datetime) -> Action:
     return Action.EXPIRE
 
 
-def interrupted(uow: Any, account: str) -> list[Number]:
+def interrupted(uow: Any, account: str, changed_by: datetime) -> list[Number]:
+    """The account's numbers in `initiating` / `completing`, last changed no later than
+    `changed_by` (later ones may still be in a live process's hands)."""
     query = (
         select(Number)
-        .where(Number.account == account, Number.status.in_([s.value for s in INTERRUPTED]))
+        .where(
+            Number.account == account,
+            Number.status.in_([s.value for s in INTERRUPTED]),
+            Number.updated_at <= changed_by,
+        )
         .order_by(Number.id)
     )
     return list(uow.session.execute(query).scalars())
@@ -158,13 +169,14 @@ def recover_interrupted(
     run_id: str | None,
     *,
     max_attempts: int | None = None,
+    min_age: timedelta = timedelta(0),
 ) -> dict[str, int]:
     """Resolve the account's interrupted numbers (table above); does not commit.
 
     Returns how many numbers moved, by where they went (`verified`, `resumed`, `expired`, or
     `queued` / `failed` when `max_attempts` is given). Numbers left waiting are not counted.
     """
-    rows = interrupted(uow, account)
+    rows = interrupted(uow, account, now - min_age)
     return apply(uow, rows, [bool(lookup(r.e164)) for r in rows], now, run_id, max_attempts)
 
 
@@ -176,12 +188,13 @@ async def recover_interrupted_async(
     run_id: str | None,
     *,
     max_attempts: int | None = None,
+    min_age: timedelta = timedelta(0),
 ) -> dict[str, int]:
     """`recover_interrupted` with an async lookup (e.g. one GET per number through the client).
 
     The lookups run one after another: the account's rate limiter paces them anyway, and a
     database session must not be shared across concurrent tasks.
     """
-    rows = interrupted(uow, account)
+    rows = interrupted(uow, account, now - min_age)
     listed = [bool(await lookup(r.e164)) for r in rows]
     return apply(uow, rows, listed, now, run_id, max_attempts)

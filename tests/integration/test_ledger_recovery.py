@@ -184,3 +184,19 @@ async def test_the_async_variant_asks_once_per_interrupted_number(ledger: Ledger
     assert asked == [a, b, c]
     assert counts == {"verified": 1, "resumed": 1}
     assert statuses(ledger)[a] == "verified" and statuses(ledger)[b] == "initiating"
+
+
+def test_rows_changed_after_the_decision_time_are_left_to_their_process(ledger: Ledger) -> None:
+    """Another worker on the same ledger claimed this completion a moment ago: hands off."""
+    register(ledger, 1)
+    (e164,) = e164s(1)
+    claimed_at = T0 + timedelta(minutes=1)
+    drive(ledger, e164, S.INITIATING, S.INITIATED, S.COMPLETING, now=claimed_at)
+    assert _recover(ledger, claimed_at - timedelta(seconds=30)) == {}
+    with ledger.unit_of_work() as uow:
+        later = claimed_at + timedelta(minutes=1)
+        wide = recover_interrupted(
+            uow, ACCOUNT, later, lambda e: False, "w2", min_age=timedelta(minutes=2)
+        )
+    assert wide == {} and statuses(ledger) == {e164: "completing"}
+    assert _recover(ledger, claimed_at + timedelta(minutes=2)) == {"resumed": 1}
