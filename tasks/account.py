@@ -70,7 +70,7 @@ def account_settings() -> Settings:
         from prefect.blocks.system import Secret
 
         try:
-            token = Secret.load(TOKEN_BLOCK, _sync=True).get()  # type: ignore[call-overload]
+            token = Secret.load(TOKEN_BLOCK, _sync=True).get()  # type: ignore[call-arg, union-attr]
         except ValueError:  # no such block: leave it to the client to say what is missing
             return settings
         settings = load_settings(plivo_auth_token=str(token))
@@ -175,8 +175,9 @@ def ensure_account_limit(
 
 def store_token(token: str) -> None:
     from prefect.blocks.system import Secret
+    from pydantic import SecretStr
 
-    Secret(value=token).save(TOKEN_BLOCK, overwrite=True)
+    Secret(value=SecretStr(token)).save(TOKEN_BLOCK, overwrite=True)
 
 
 def worst_case_requests(shape: BucketShape, period_s: float, workers: int) -> int:

@@ -16,13 +16,13 @@ from prefect.cache_policies import NO_CACHE
 
 from callerid.plivo import PlivoClient
 from callerid.reconcile import ledger_view
+from callerid.reconcile.account import apply_to_account
 from callerid.reconcile.compare import compare, plan
 from callerid.reconcile.desired import DesiredState, load_desired
 from callerid.reconcile.models import Action, ActionResult, Desired, Finding, Known, Listed, Scope
 from callerid.reconcile.report import ReconcileReport, attention_table, summary_markdown
 from callerid.reconcile.service import (
     ReconcileOptions,
-    apply_to_account,
     finish,
     list_with_confirmation,
     planned,
@@ -32,8 +32,6 @@ from tasks.account import account_limiter, account_settings
 
 SUMMARY_KEY = "reconcile-summary"
 ATTENTION_KEY = "reconcile-attention"
-
-_task = {"cache_policy": NO_CACHE, "persist_result": False, "retries": 0}
 
 
 def require_account(settings: Settings) -> str:
@@ -58,12 +56,12 @@ def open_client(settings: Settings) -> PlivoClient:
     )
 
 
-@task(name="reconcile-load-ledger", **_task)
+@task(name="reconcile-load-ledger", cache_policy=NO_CACHE, persist_result=False)
 def load_known_task(database_url: str, account: str) -> tuple[Known, ...]:
     return ledger_view.load_known(database_url, account)
 
 
-@task(name="reconcile-load-desired", **_task)
+@task(name="reconcile-load-desired", cache_policy=NO_CACHE, persist_result=False)
 def load_desired_task(options: ReconcileOptions) -> DesiredState:
     assert options.desired_csv is not None
     return load_desired(
@@ -74,13 +72,13 @@ def load_desired_task(options: ReconcileOptions) -> DesiredState:
     )
 
 
-@task(name="reconcile-list-account", **_task)
+@task(name="reconcile-list-account", cache_policy=NO_CACHE, persist_result=False)
 async def list_task(scope: Scope, known: Sequence[Known]) -> tuple[Listed, ...]:
     async with open_client(account_settings()) as client:
         return await list_with_confirmation(client, scope, known)
 
 
-@task(name="reconcile-compare", **_task)
+@task(name="reconcile-compare", cache_policy=NO_CACHE, persist_result=False)
 def compare_task(
     listed: Sequence[Listed],
     known: Sequence[Known],
@@ -92,13 +90,13 @@ def compare_task(
     return findings, plan(findings, prune=options.prune, requeue_lost=options.requeue_lost)
 
 
-@task(name="reconcile-apply", **_task)
+@task(name="reconcile-apply", cache_policy=NO_CACHE, persist_result=False)
 async def apply_task(actions: Sequence[Action]) -> list[ActionResult]:
     async with open_client(account_settings()) as client:
         return await apply_to_account(client, actions)
 
 
-@task(name="reconcile-requeue-lost", **_task)
+@task(name="reconcile-requeue-lost", cache_policy=NO_CACHE, persist_result=False)
 def requeue_task(
     database_url: str, account: str, actions: Sequence[Action], run_id: str
 ) -> list[ActionResult]:
@@ -109,7 +107,7 @@ def planned_results(actions: Sequence[Action]) -> list[ActionResult]:
     return planned(actions)
 
 
-@task(name="reconcile-report", **_task)
+@task(name="reconcile-report", cache_policy=NO_CACHE, persist_result=False)
 async def report_task(
     scope: Scope,
     findings: Sequence[Finding],
