@@ -1,0 +1,89 @@
+"""`callerid reconcile` against the sandbox and a file ledger: dry run, apply, refusals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from callerid.cli import app
+from callerid.ledger import NumberRecord, NumberStatus, open_ledger
+from callerid.sandbox.server import SandboxServer
+from callerid.sandbox.state import DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxServer]:
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    now = datetime.now(UTC)
+    with open_ledger(url) as ledger, ledger.unit_of_work() as uow:
+        uow.numbers.upsert_many(
+            DEFAULT_AUTH_ID,
+            [NumberRecord("+14155550001", alias="front"), NumberRecord("+14155550004")],
+            None,
+            now,
+        )
+        for number in ("+14155550001", "+14155550004"):
+            row = uow.numbers.get(DEFAULT_AUTH_ID, number)
+            assert row is not None
+            uow.numbers.transition(row, NumberStatus.VERIFIED, reason="seed", run_id=None, now=now)
+        uow.commit()
+    with SandboxServer(seed=3) as server:
+        server.backend.seed_verified("+14155550001", alias="renamed")
+        server.backend.seed_verified("+14155550009", alias="stranger")
+        monkeypatch.setenv("PLIVO_AUTH_ID", DEFAULT_AUTH_ID)
+        monkeypatch.setenv("PLIVO_AUTH_TOKEN", DEFAULT_AUTH_TOKEN)
+        monkeypatch.setenv("PLIVO_API_URL", server.url)
+        monkeypatch.setenv("CALLERID_DATABASE_URL", url)
+        monkeypatch.setenv("CALLERID_OUTPUT_DIR", str(tmp_path / "out"))
+        yield server
+
+
+def test_dry_run_lists_what_would_change_and_changes_nothing(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    result = runner.invoke(app, ["reconcile", "--prune"])
+    assert result.exit_code == 0, result.output
+    assert "dry run" in result.output
+    assert "would update +14155550001: alias -> 'front'" in result.output
+    assert "would delete +14155550009" in result.output
+    assert sandbox.backend.get(DEFAULT_AUTH_ID, "+14155550001").alias == "renamed"
+    assert len(list((tmp_path / "out" / "reconcile").glob("reconcile-*.csv"))) == 1
+    assert DEFAULT_AUTH_TOKEN not in result.output
+
+
+def test_apply_with_requeue_changes_account_and_ledger(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    result = runner.invoke(app, ["reconcile", "--apply", "--requeue-lost"])
+    assert result.exit_code == 0, result.output
+    assert sandbox.backend.get(DEFAULT_AUTH_ID, "+14155550001").alias == "front"
+    assert sandbox.backend.get(DEFAULT_AUTH_ID, "+14155550009").alias == "stranger"  # no prune
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    with open_ledger(url) as ledger, ledger.unit_of_work() as uow:
+        row = uow.numbers.get(DEFAULT_AUTH_ID, "+14155550004")
+        assert row is not None and row.status == "queued"
+
+
+def test_prune_against_a_desired_csv_with_rejected_rows_is_refused(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    desired = tmp_path / "desired.csv"
+    desired.write_text("phone_number,alias\n+14155550001,front\n12,short\n")
+    result = runner.invoke(app, ["reconcile", "--desired", str(desired), "--apply", "--prune"])
+    assert result.exit_code == 2
+    assert "refusing to prune" in result.output
+    assert sandbox.backend.get(DEFAULT_AUTH_ID, "+14155550009").alias == "stranger"
+
+
+def test_missing_credentials_are_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PLIVO_AUTH_ID", raising=False)
+    monkeypatch.delenv("PLIVO_AUTH_TOKEN", raising=False)
+    result = runner.invoke(app, ["reconcile"])
+    assert result.exit_code == 2
+    assert "reconcile needs an account" in result.output
