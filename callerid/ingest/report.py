@@ -10,7 +10,7 @@ from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from callerid.ingest.models import IngestResult
+from callerid.ingest.models import IngestResult, RejectedRow
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,7 +28,6 @@ ACCEPTED_COLUMNS = [
     "warnings",
 ]
 REJECT_COLUMNS = ["line", "reason", "message", "duplicate_of_line"]
-_OURS = ("phone_number", "alias", "country", "channel", "subaccount")
 
 
 def accepted_frame(result: IngestResult) -> pd.DataFrame:
@@ -60,7 +59,7 @@ def accepted_frame(result: IngestResult) -> pd.DataFrame:
 def rejected_frame(result: IngestResult) -> pd.DataFrame:
     import pandas as pd
 
-    ours = {name: header for name, header in result.columns.items() if name in _OURS}
+    ours = result.columns
     extras = _carried(result, taken=[*REJECT_COLUMNS, *ours.values()])
     records = [
         [
@@ -117,6 +116,6 @@ def _carried(result: IngestResult, *, taken: list[str]) -> dict[str, str]:
     return names
 
 
-def _raw_cell(row: object, name: str) -> str:
-    value = getattr(row, "raw" if name == "phone_number" else name)
-    return str(value)
+def _raw_cell(row: RejectedRow, name: str) -> str:
+    """The cell as written: `raw` for the number, the same-named field for the others."""
+    return row.raw if name == "phone_number" else str(getattr(row, name))
