@@ -60,13 +60,15 @@ def poll_mailbox_task(
         config = imap_config_from_secret(secret_block)
     else:
         config = imap.ImapSettings().to_config()
-    return imap.poll_mailbox(config, session_scope(open_ledger_at(ledger_url)), account)
+    with open_ledger_at(ledger_url) as ledger:
+        return imap.poll_mailbox(config, session_scope(ledger), account)
 
 
 @task(name="take-drop-files", **_TASK)
 def take_files_task(folder: str, account: str, ledger_url: str | None = None) -> int:
     """Store the messages of every file waiting in the drop folder; returns how many were new."""
-    results = filedrop.take_files(folder, session_scope(open_ledger_at(ledger_url)), account)
+    with open_ledger_at(ledger_url) as ledger:
+        results = filedrop.take_files(folder, session_scope(ledger), account)
     return sum(r.stored for r in results)
 
 
@@ -75,8 +77,7 @@ def waiting_task(
     account: str, numbers: Sequence[str], ledger_url: str | None = None
 ) -> tuple[list[str], datetime | None]:
     """Which of `numbers` still wait for a code, and when the last of their windows closes."""
-    ledger = open_ledger_at(ledger_url)
-    with ledger.unit_of_work() as uow:
+    with open_ledger_at(ledger_url) as ledger, ledger.unit_of_work() as uow:
         now = datetime.now(UTC)
         waiting = still_waiting(uow.session, account, numbers, now)
         return waiting, window_end(uow.session, account, waiting)
@@ -87,9 +88,8 @@ def record_typed_codes_task(
     account: str, codes: Mapping[str, str], flow_run_id: str, ledger_url: str | None = None
 ) -> int:
     """What a person typed into the form goes to the inbox table as source `ui`."""
-    ledger = open_ledger_at(ledger_url)
     stored = 0
-    with ledger.unit_of_work() as uow:
+    with open_ledger_at(ledger_url) as ledger, ledger.unit_of_work() as uow:
         for e164, code in codes.items():
             external_id = f"ui:{flow_run_id}:{e164}"
             stored += manual.submit_code(
