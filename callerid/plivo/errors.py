@@ -12,7 +12,7 @@ PlivoError                        base; plain values only, pickles (Prefect stor
 │   ├── VerificationExpiredError  "verification expired": the 15-minute window has passed
 │   └── AlreadyVerifiedError      "phone number is already verified"
 ├── ServerError                   5xx after the retries ran out
-├── PlivoConnectionError          could not connect (the request was never sent)
+├── PlivoConnectionError          could not connect, or a repeatable request got no answer
 ├── PlivoTimeoutError             no answer in time on a request that is safe to repeat
 ├── OutcomeUnknownError           an initiate may have reached Plivo but no usable answer came
 └── UnexpectedResponseError       a 2xx whose body is not what the API documents

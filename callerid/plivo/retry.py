@@ -81,7 +81,9 @@ class RetryPolicy:
         if isinstance(error, RateLimitedError):
             return error.retry_after is None or error.retry_after <= self.max_retry_after_s
         if isinstance(error, PlivoConnectionError):
-            return True  # raised only when the request never left (connect/pool failures)
+            # The request never left (connect/pool failure), or a repeatable one was dropped after
+            # sending (a send-once one raises OutcomeUnknownError instead): safe to repeat.
+            return True
         if isinstance(error, ServerError | PlivoTimeoutError):
             return repeatable
         return False
