@@ -92,7 +92,7 @@ class PlivoClient:
         *,
         limiter: RateLimiter | None = None,
         timeout: float = 10.0,
-        max_attempts: int = 5,
+        max_attempts: int | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         retry_policy: RetryPolicy | None = None,
     ) -> None:
@@ -120,8 +120,10 @@ class PlivoClient:
             headers={"User-Agent": f"callerid-bulk/{__version__}", "Accept": "application/json"},
             transport=transport,
         )
-        # `max_attempts` always governs; a `retry_policy` (tests, tuning) supplies the waits.
-        policy = replace(retry_policy or RetryPolicy(), max_attempts=max_attempts)
+        # An explicit `max_attempts` overrides the policy's; None keeps the policy's (default 5).
+        policy = retry_policy or RetryPolicy()
+        if max_attempts is not None:
+            policy = replace(policy, max_attempts=max_attempts)
         self._transport = Transport(http, self.limiter, policy)
         self._root = f"/v1/Account/{self.auth_id}/VerifiedCallerId"
 

@@ -11,6 +11,7 @@ from callerid.plivo import (
     PlivoConnectionError,
     PlivoTimeoutError,
     RateLimitedError,
+    RetryPolicy,
     ServerError,
 )
 from tests.plivo_fakes import (
@@ -84,6 +85,19 @@ async def test_repeatable_calls_retry_then_give_up(reply: Reply, error: type[Exc
         with pytest.raises(error):
             await c.get(NUMBER)
     assert len(failing.requests) == 3
+
+
+@pytest.mark.parametrize(("max_attempts", "sent"), [(None, 2), (4, 4)])
+async def test_the_retry_policys_max_attempts_holds_unless_overridden(
+    max_attempts: int | None, sent: int
+) -> None:
+    server = Server(err(500, "boom"))
+    policy = RetryPolicy(max_attempts=2, base_s=0.001, cap_s=0.002)
+    override = {} if max_attempts is None else {"max_attempts": max_attempts}
+    async with client(server, retry_policy=policy, **override) as c:
+        with pytest.raises(ServerError):
+            await c.get(NUMBER)
+    assert len(server.requests) == sent
 
 
 async def test_retry_after_beyond_the_cap_is_not_waited_for() -> None:
