@@ -1,40 +1,52 @@
-"""Every ledger read and write the pipeline makes, in one place.
+"""Every ledger write the pipeline makes, in one place (the reads are in `ledger_reads` and are
+re-exported here, so the steps have one module to call).
 
 Writes go through the ledger's repository (`uow.numbers`), which records an event for every
-transition; the cheap counting reads the loop makes each round are plain `select()`s here.
+transition and checks each move against the state machine.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
-
-from sqlalchemy import func, select
 
 from callerid.inbox import store
 from callerid.inbox.matcher import match_new_messages
-from callerid.inbox.models import MatchedCode, as_utc
+from callerid.inbox.models import MatchedCode
 from callerid.ledger import OTP_WINDOW, recover_interrupted, states
-from callerid.ledger.models import FINAL_STATUSES, InboxMessage, InboxStatus, Number, NumberStatus
-from callerid.pipeline.report import NumberOutcome
+from callerid.ledger.models import FINAL_STATUSES, Number, NumberStatus
+from callerid.pipeline.ledger_reads import (
+    LIVE,
+    outcomes,
+    rows_of,
+    statuses,
+    verified_but_unlisted,
+    verified_numbers,
+    waiting_for_person,
+    work,
+)
 from callerid.pipeline.session import Pipeline
 
 if TYPE_CHECKING:
     from callerid.ingest import IngestResult
-    from callerid.ledger import Ledger
-    from callerid.pipeline.runner import Work
     from callerid.pipeline.steps import Outcome
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MatchedCode", "Target"]
-
-_LIVE = (NumberStatus.INITIATING, NumberStatus.INITIATED, NumberStatus.COMPLETING)
-_CHUNK = 500  # keeps IN (...) lists well under every database's parameter limit
+__all__ = [
+    "MatchedCode",
+    "Target",
+    "outcomes",
+    "statuses",
+    "verified_but_unlisted",
+    "verified_numbers",
+    "waiting_for_person",
+    "work",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,20 +60,7 @@ class Target:
     attempts: int
 
 
-def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
-    for i in range(0, len(items), _CHUNK):
-        yield items[i : i + _CHUNK]
-
-
-def _rows(session: Any, account: str, e164s: Sequence[str]) -> list[Number]:
-    found: list[Number] = []
-    for chunk in _chunks(e164s):
-        query = select(Number).where(Number.account == account, Number.e164.in_(chunk))
-        found.extend(session.execute(query).scalars())
-    return found
-
-
-# -- registration and reads ----------------------------------------------------------------------
+# -- registration ----------------------------------------------------------------------
 
 
 def register(pipeline: Pipeline, ingest: IngestResult) -> int:
@@ -79,77 +78,6 @@ def register(pipeline: Pipeline, ingest: IngestResult) -> int:
         uow.numbers.upsert_many(pipeline.account, ingest.accepted, pipeline.run_id, now)
         uow.commit()
     return len(pipeline.e164s)
-
-
-def statuses(pipeline: Pipeline, e164s: Sequence[str]) -> dict[str, str]:
-    with pipeline.ledger.unit_of_work() as uow:
-        return _statuses(uow.session, pipeline.account, e164s)
-
-
-def _statuses(session: Any, account: str, e164s: Sequence[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for chunk in _chunks(list(e164s)):
-        query = select(Number.e164, Number.status).where(
-            Number.account == account, Number.e164.in_(chunk)
-        )
-        out.update({e164: status for e164, status in session.execute(query)})
-    return out
-
-
-def outcomes(pipeline: Pipeline, e164s: Sequence[str]) -> dict[str, NumberOutcome]:
-    with pipeline.ledger.unit_of_work() as uow:
-        return {
-            row.e164: NumberOutcome(
-                row.e164,
-                row.status,
-                row.verification_uuid,
-                attempts=row.attempts,
-                wrong_otps=row.wrong_otps,
-                last_error=row.last_error,
-            )
-            for row in _rows(uow.session, pipeline.account, list(e164s))
-        }
-
-
-def work(pipeline: Pipeline, decision_now: datetime) -> Work:
-    """The loop's look at the ledger: a handful of COUNTs, no rows loaded."""
-    from callerid.pipeline.runner import Work
-
-    account = pipeline.account
-    with pipeline.ledger.unit_of_work() as uow:
-        session = uow.session
-        new_messages = session.execute(
-            select(func.count())
-            .select_from(InboxMessage)
-            .where(
-                InboxMessage.status == InboxStatus.NEW.value,
-                (InboxMessage.account == account) | InboxMessage.account.is_(None),
-            )
-        ).scalar_one()
-        by_status = dict(
-            session.execute(
-                select(Number.status, func.count())
-                .where(Number.account == account, Number.status.in_([s.value for s in _LIVE]))
-                .group_by(Number.status)
-            ).all()
-        )
-        due = session.execute(
-            select(func.count())
-            .select_from(Number)
-            .where(
-                Number.account == account,
-                (Number.status.in_([s.value for s in _LIVE]) & (Number.expires_at <= decision_now))
-                | (Number.status == NumberStatus.EXPIRED.value),
-            )
-        ).scalar_one()
-        run = Counter(_statuses(session, account, pipeline.e164s).values())
-    return Work(
-        new_messages=int(new_messages),
-        queued=run.get(NumberStatus.QUEUED.value, 0) + run.get(NumberStatus.EXPIRED.value, 0),
-        live=sum(int(n) for n in by_status.values()),
-        due=int(due),
-        pending=sum(n for s, n in run.items() if s not in FINAL_STATUSES),
-    )
 
 
 # -- initiation ----------------------------------------------------------------------------------
@@ -196,7 +124,9 @@ def claim_for_initiate(pipeline: Pipeline, limit: int, now: datetime) -> list[Ta
 def record_initiations(pipeline: Pipeline, results: Sequence[Outcome], sent_at: datetime) -> None:
     now = pipeline.clock.now()
     with pipeline.ledger.unit_of_work() as uow:
-        rows = {r.e164: r for r in _rows(uow.session, pipeline.account, [o.e164 for o in results])}
+        rows = {
+            r.e164: r for r in rows_of(uow.session, pipeline.account, [o.e164 for o in results])
+        }
         for outcome in results:
             row = rows[outcome.e164]
             if not _still(row, NumberStatus.INITIATING, outcome.status):
@@ -234,7 +164,7 @@ def claim_matched(pipeline: Pipeline, now: datetime) -> list[MatchedCode]:
     """Match new inbox messages to live verifications; mark those numbers `completing`."""
     with pipeline.ledger.unit_of_work() as uow:
         codes = match_new_messages(uow, pipeline.account, now)
-        rows = {r.e164: r for r in _rows(uow.session, pipeline.account, [c.e164 for c in codes])}
+        rows = {r.e164: r for r in rows_of(uow.session, pipeline.account, [c.e164 for c in codes])}
         for code in codes:
             uow.numbers.transition(
                 rows[code.e164],
@@ -253,7 +183,7 @@ def record_completions(
     now = pipeline.clock.now()
     run_id = pipeline.run_id
     with pipeline.ledger.unit_of_work() as uow:
-        rows = {r.e164: r for r in _rows(uow.session, pipeline.account, [c.e164 for c in codes])}
+        rows = {r.e164: r for r in rows_of(uow.session, pipeline.account, [c.e164 for c in codes])}
         for code, outcome in zip(codes, results, strict=True):
             row = rows[code.e164]
             if outcome.message_used:
@@ -334,10 +264,10 @@ def mark_listed(pipeline: Pipeline, listed: set[str]) -> dict[str, int]:
     counts: Counter[str] = Counter()
     wanted = [e for e in pipeline.e164s if e in listed]
     with pipeline.ledger.unit_of_work() as uow:
-        for row in _rows(uow.session, pipeline.account, wanted):
+        for row in rows_of(uow.session, pipeline.account, wanted):
             if row.status in FINAL_STATUSES and row.status != NumberStatus.FAILED:
                 continue
-            ours = row.status in {s.value for s in _LIVE} or row.verification_uuid is not None
+            ours = row.status in {s.value for s in LIVE} or row.verification_uuid is not None
             status = NumberStatus.VERIFIED if ours else NumberStatus.ALREADY_VERIFIED
             uow.numbers.transition(
                 row, status, reason="listed by the account", run_id=pipeline.run_id, now=now
@@ -345,34 +275,6 @@ def mark_listed(pipeline: Pipeline, listed: set[str]) -> dict[str, int]:
             counts[status.value] += 1
         uow.commit()
     return dict(counts)
-
-
-def verified_but_unlisted(pipeline: Pipeline, listed: set[str]) -> list[str]:
-    ok = {NumberStatus.VERIFIED.value, NumberStatus.ALREADY_VERIFIED.value}
-    return [e for e, s in statuses(pipeline, pipeline.e164s).items() if s in ok and e not in listed]
-
-
-def waiting_for_person(pipeline: Pipeline, now: datetime, after: timedelta) -> list[str]:
-    """This run's live verifications no inbox may answer: voice calls at once, SMS after `after`
-    without a code (a person can type it in the Prefect UI form)."""
-    wanted = set(pipeline.e164s)
-    with pipeline.ledger.unit_of_work() as uow:
-        return [
-            row.e164
-            for row in uow.numbers.live_verifications(pipeline.account, now)
-            if row.e164 in wanted
-            and (row.channel == "call" or as_utc(row.initiated_at) <= now - after)
-        ]
-
-
-def verified_numbers(ledger: Ledger, account: str) -> list[tuple[str, str | None]]:
-    """(E.164, alias) of every number the ledger holds as verified for `account`."""
-    ok = [NumberStatus.VERIFIED.value, NumberStatus.ALREADY_VERIFIED.value]
-    with ledger.unit_of_work() as uow:
-        query = select(Number.e164, Number.alias).where(
-            Number.account == account, Number.status.in_(ok)
-        )
-        return [(e164, alias) for e164, alias in uow.session.execute(query)]
 
 
 def finish_run(pipeline: Pipeline, counts: dict[str, int]) -> None:

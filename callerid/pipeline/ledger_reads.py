@@ -1,0 +1,137 @@
+"""The ledger reads the pipeline makes: plain `select()`s, cheap enough for every loop round."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+
+from callerid.inbox.models import as_utc
+from callerid.ledger.models import FINAL_STATUSES, InboxMessage, InboxStatus, Number, NumberStatus
+from callerid.pipeline.report import NumberOutcome
+from callerid.pipeline.session import Pipeline
+
+if TYPE_CHECKING:
+    from callerid.ledger import Ledger
+    from callerid.pipeline.runner import Work
+
+LIVE = (NumberStatus.INITIATING, NumberStatus.INITIATED, NumberStatus.COMPLETING)
+_CHUNK = 500  # keeps IN (...) lists well under every database's parameter limit
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for i in range(0, len(items), _CHUNK):
+        yield items[i : i + _CHUNK]
+
+
+def rows_of(session: Any, account: str, e164s: Sequence[str]) -> list[Number]:
+    found: list[Number] = []
+    for chunk in _chunks(e164s):
+        query = select(Number).where(Number.account == account, Number.e164.in_(chunk))
+        found.extend(session.execute(query).scalars())
+    return found
+
+
+def statuses(pipeline: Pipeline, e164s: Sequence[str]) -> dict[str, str]:
+    with pipeline.ledger.unit_of_work() as uow:
+        return _statuses(uow.session, pipeline.account, e164s)
+
+
+def _statuses(session: Any, account: str, e164s: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for chunk in _chunks(list(e164s)):
+        query = select(Number.e164, Number.status).where(
+            Number.account == account, Number.e164.in_(chunk)
+        )
+        out.update({e164: status for e164, status in session.execute(query)})
+    return out
+
+
+def outcomes(pipeline: Pipeline, e164s: Sequence[str]) -> dict[str, NumberOutcome]:
+    with pipeline.ledger.unit_of_work() as uow:
+        return {
+            row.e164: NumberOutcome(
+                row.e164,
+                row.status,
+                row.verification_uuid,
+                attempts=row.attempts,
+                wrong_otps=row.wrong_otps,
+                last_error=row.last_error,
+            )
+            for row in rows_of(uow.session, pipeline.account, list(e164s))
+        }
+
+
+def work(pipeline: Pipeline, decision_now: datetime) -> Work:
+    """The loop's look at the ledger: a handful of COUNTs, no rows loaded."""
+    from callerid.pipeline.runner import Work
+
+    account = pipeline.account
+    with pipeline.ledger.unit_of_work() as uow:
+        session = uow.session
+        new_messages = session.execute(
+            select(func.count())
+            .select_from(InboxMessage)
+            .where(
+                InboxMessage.status == InboxStatus.NEW.value,
+                (InboxMessage.account == account) | InboxMessage.account.is_(None),
+            )
+        ).scalar_one()
+        by_status = dict(
+            session.execute(
+                select(Number.status, func.count())
+                .where(Number.account == account, Number.status.in_([s.value for s in LIVE]))
+                .group_by(Number.status)
+            ).all()
+        )
+        due = session.execute(
+            select(func.count())
+            .select_from(Number)
+            .where(
+                Number.account == account,
+                (Number.status.in_([s.value for s in LIVE]) & (Number.expires_at <= decision_now))
+                | (Number.status == NumberStatus.EXPIRED.value),
+            )
+        ).scalar_one()
+        run = Counter(_statuses(session, account, pipeline.e164s).values())
+    return Work(
+        new_messages=int(new_messages),
+        queued=run.get(NumberStatus.QUEUED.value, 0) + run.get(NumberStatus.EXPIRED.value, 0),
+        live=sum(int(n) for n in by_status.values()),
+        due=int(due),
+        pending=sum(n for s, n in run.items() if s not in FINAL_STATUSES),
+    )
+
+
+def verified_but_unlisted(pipeline: Pipeline, listed: set[str]) -> list[str]:
+    ok = {NumberStatus.VERIFIED.value, NumberStatus.ALREADY_VERIFIED.value}
+    return [e for e, s in statuses(pipeline, pipeline.e164s).items() if s in ok and e not in listed]
+
+
+def waiting_for_person(pipeline: Pipeline, now: datetime, after: timedelta) -> list[str]:
+    """This run's live verifications no inbox may answer: voice calls at once, SMS after `after`
+    without a code (a person can type it in the Prefect UI form)."""
+    wanted = set(pipeline.e164s)
+    with pipeline.ledger.unit_of_work() as uow:
+        return [
+            row.e164
+            for row in uow.numbers.live_verifications(pipeline.account, now)
+            if row.e164 in wanted
+            and (
+                row.channel == "call"
+                or (row.initiated_at is not None and as_utc(row.initiated_at) <= now - after)
+            )
+        ]
+
+
+def verified_numbers(ledger: Ledger, account: str) -> list[tuple[str, str | None]]:
+    """(E.164, alias) of every number the ledger holds as verified for `account`."""
+    ok = [NumberStatus.VERIFIED.value, NumberStatus.ALREADY_VERIFIED.value]
+    with ledger.unit_of_work() as uow:
+        query = select(Number.e164, Number.alias).where(
+            Number.account == account, Number.status.in_(ok)
+        )
+        return [(e164, alias) for e164, alias in uow.session.execute(query)]
