@@ -66,7 +66,7 @@ def bucket_shape(
 def account_settings() -> Settings:
     """Settings from the environment, with the auth token from the Secret block if env lacks it."""
     settings = load_settings()
-    if settings.plivo_auth_id and settings.plivo_auth_token is None:
+    if settings.plivo_auth_id and not settings.plivo_auth_token:  # unset or empty
         from prefect.blocks.system import Secret
 
         try:

@@ -36,7 +36,7 @@ ATTENTION_KEY = "reconcile-attention"
 
 def require_account(settings: Settings) -> str:
     """The account's auth id; a clear error when the credentials are incomplete."""
-    if not settings.plivo_auth_id or settings.plivo_auth_token is None:
+    if not settings.plivo_auth_id or not settings.plivo_auth_token:  # unset or empty
         raise ValueError(
             "reconcile needs an account: set PLIVO_AUTH_ID and PLIVO_AUTH_TOKEN (or store the "
             "token with `callerid setup-prefect --store-token`); for a sandbox started with "

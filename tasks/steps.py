@@ -34,7 +34,7 @@ def enter_project() -> dict[str, str]:
 def prepare_account() -> dict[str, str]:
     if not load_settings().plivo_auth_token:
         settings = account_settings()
-        if settings.plivo_auth_token is not None:
+        if settings.plivo_auth_token:
             os.environ["PLIVO_AUTH_TOKEN"] = settings.plivo_auth_token.get_secret_value()
             log.info("PLIVO_AUTH_TOKEN taken from the Secret block")
     settings = load_settings()

@@ -34,7 +34,7 @@ DesiredCsv = Annotated[
 
 
 def _require_account(settings: Settings) -> tuple[str, str]:
-    if not settings.plivo_auth_id or settings.plivo_auth_token is None:
+    if not settings.plivo_auth_id or not settings.plivo_auth_token:  # unset or empty
         console.print(
             "[red]reconcile needs an account:[/red] set PLIVO_AUTH_ID and PLIVO_AUTH_TOKEN "
             "(and PLIVO_API_URL for a sandbox started with `callerid sandbox serve`)"
@@ -177,7 +177,7 @@ def setup_prefect(
         f"(account limit {settings.rate_limit_requests}/{settings.rate_limit_period_s:g}s)"
     )
     if store_token:
-        if settings.plivo_auth_token is None:
+        if not settings.plivo_auth_token:
             console.print("[red]--store-token: PLIVO_AUTH_TOKEN is not set[/red]")
             raise typer.Exit(2)
         save_token(settings.plivo_auth_token.get_secret_value())

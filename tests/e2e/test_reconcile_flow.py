@@ -88,3 +88,22 @@ async def test_dry_run_then_apply_prune_and_requeue(prefect_api: str, world: Wor
     again = await reconcile()
     assert {k: v for k, v in again["counts"].items() if v} == {"verified": 3, "pending": 2}
     assert again["actions"] == {}
+
+
+def test_token_comes_from_the_secret_block_when_the_environment_lacks_it(
+    prefect_api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from tasks.account import account_settings, store_token
+    from tasks.steps import prepare_account
+
+    store_token("token-from-the-block")
+    monkeypatch.setenv("PLIVO_AUTH_ID", DEFAULT_AUTH_ID)
+    monkeypatch.setenv("PLIVO_AUTH_TOKEN", "")  # set but empty: absent, and restored after
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    token = account_settings().plivo_auth_token
+    assert token is not None and token.get_secret_value() == "token-from-the-block"
+    assert "token-from-the-block" not in repr(account_settings())
+    assert prepare_account() == {"rate_limit": "in-process"}
+    assert os.environ["PLIVO_AUTH_TOKEN"] == "token-from-the-block"
