@@ -1,7 +1,8 @@
 """One request to Plivo: pace, send, classify the outcome, log it; repeat per the RetryPolicy.
 
 Log records (logger `callerid.plivo`) carry method, path, status, attempt and elapsed time, as text
-and as `extra` fields. Never bodies (an OTP travels in one), never headers (Basic auth).
+and as `extra` fields. Never bodies (an OTP travels in one), never headers (Basic auth). An error
+body's text goes into the exception only with the client's token and Basic auth value masked.
 """
 
 from __future__ import annotations
@@ -51,8 +52,10 @@ class Transport:
         limiter: RateLimiter,
         policy: RetryPolicy,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        secrets: tuple[str, ...] = (),
     ) -> None:
         self._http = http
+        self._secrets = secrets  # masked in any API text that goes into an exception
         self._limiter = limiter
         self._policy = policy
         self._sleep = sleep
@@ -149,7 +152,7 @@ class Transport:
             return response
         error = error_for_status(
             response.status_code,
-            api_error_message(response.content),
+            api_error_message(response.content, self._secrets),
             method=method,
             path=path,
             phone_number=phone_number,

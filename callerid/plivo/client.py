@@ -20,6 +20,7 @@ A client's connection pool belongs to the event loop that uses it: code that run
 
 from __future__ import annotations
 
+import base64
 import math
 import os
 import re
@@ -124,7 +125,8 @@ class PlivoClient:
         policy = retry_policy or RetryPolicy()
         if max_attempts is not None:
             policy = replace(policy, max_attempts=max_attempts)
-        self._transport = Transport(http, self.limiter, policy)
+        basic = base64.b64encode(f"{self.auth_id}:{token}".encode()).decode()
+        self._transport = Transport(http, self.limiter, policy, secrets=(token, basic))
         self._root = f"/v1/Account/{self.auth_id}/VerifiedCallerId"
 
     def __repr__(self) -> str:

@@ -19,18 +19,21 @@ PlivoError                        base; plain values only, pickles (Prefect stor
 ```
 
 HTTP status -> class happens in exactly one place: `error_for_status`. Messages are built from
-plain values; API text is passed through `mask_codes_in_text`, so an OTP echoed by a server never
-ends up in an exception, and no exception ever receives the auth token.
+plain values; API text is passed through `mask_secrets_in_text` (the client's own token and Basic
+auth value, which a careless server may echo) and `mask_codes_in_text`, so neither the token nor an
+OTP echoed by a server ends up in an exception.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from callerid.masking import mask_codes_in_text
 
 _MAX_BODY_CHARS = 200
+_MIN_SECRET_CHARS = 4
 
 
 def _restore(cls: type[PlivoError], message: str, state: dict[str, Any]) -> PlivoError:
@@ -143,15 +146,33 @@ _REJECTION_TEXTS: tuple[tuple[str, type[RequestRejectedError]], ...] = (
 )
 
 
-def api_error_message(body: bytes) -> str | None:
-    """The API's `error` text from a response body: a string, a nested object or not JSON at all."""
+def mask_secrets_in_text(text: str, secrets: Iterable[str]) -> str:
+    """Replace each secret in `text` with `****`. Secrets under 4 characters are left alone:
+    masking them would garble the text without hiding anything worth hiding."""
+    for secret in sorted(
+        (s for s in secrets if len(s) >= _MIN_SECRET_CHARS), key=len, reverse=True
+    ):
+        text = text.replace(secret, "****")
+    return text
+
+
+def _clean_text(text: str, secrets: Iterable[str]) -> str:
+    # Secrets go before the cut: a token cut in half by it would no longer match.
+    return mask_codes_in_text(mask_secrets_in_text(text, secrets)[:_MAX_BODY_CHARS])
+
+
+def api_error_message(body: bytes, secrets: Iterable[str] = ()) -> str | None:
+    """The API's `error` text from a response body: a string, a nested object or not JSON at all.
+
+    Every one of `secrets` (the client's token and Basic auth value) is masked in it."""
     if not body:
         return None
+    secrets = tuple(secrets)
     try:
         data: Any = json.loads(body)
     except ValueError:
         text = body.decode("utf-8", errors="replace").strip()
-        return mask_codes_in_text(text[:_MAX_BODY_CHARS]) or None
+        return _clean_text(text, secrets) or None
     for _ in range(3):  # Ruby's SDK unwraps {"error": {"error": "..."}}; go a little deeper.
         if isinstance(data, dict) and "error" in data:
             data = data["error"]
@@ -162,7 +183,7 @@ def api_error_message(body: bytes) -> str | None:
     if data is None or data == "":
         return None
     text = data if isinstance(data, str) else json.dumps(data, sort_keys=True)
-    return mask_codes_in_text(text[:_MAX_BODY_CHARS])
+    return _clean_text(text, secrets)
 
 
 def error_for_status(

@@ -72,3 +72,38 @@ async def test_no_secret_in_exceptions_reprs_or_logs(caplog: pytest.LogCaptureFi
     for record in caplog.records:
         assert leaks(record.getMessage()) == [], record.getMessage()
         assert leaks(repr(vars(record))) == [], record.getMessage()
+
+
+def echoing_server(request: httpx.Request) -> httpx.Response:
+    """A server whose error texts repeat the credentials it was sent."""
+    header = request.headers["authorization"]
+    if request.method == "GET":
+        return httpx.Response(500, text=f"auth {header} rejected upstream (token {TOKEN})")
+    return httpx.Response(400, json={"error": {"error": f"bad token {TOKEN!r}; sent {header}"}})
+
+
+async def test_the_clients_own_credentials_are_masked_in_api_text(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    c = PlivoClient(
+        AUTH_ID,
+        TOKEN,
+        "http://plivo.test",
+        limiter=RateLimiter(1000, 1.0),
+        retry_policy=RetryPolicy(max_attempts=2, base_s=0.001, cap_s=0.002),
+        transport=httpx.MockTransport(echoing_server),
+    )
+    caught: list[PlivoError] = []
+    async with c:
+        for call in (lambda: c.get(NUMBER), lambda: c.update(NUMBER, alias="x")):
+            with pytest.raises(PlivoError) as info:
+                await call()
+            caught.append(info.value)
+    for exc in caught:
+        assert "rejected upstream" in str(exc) or "bad token" in str(exc)
+        for text in (str(exc), repr(exc), repr(vars(exc)), pickle.dumps(exc).decode("latin-1")):
+            assert leaks(text) == [], text
+        assert "****" in str(exc)  # masked, not dropped
+    for record in caplog.records:
+        assert leaks(record.getMessage()) == [], record.getMessage()
