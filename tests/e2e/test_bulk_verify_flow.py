@@ -8,6 +8,7 @@ window whenever only waiting is left. Every final state is checked against the s
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import httpx
@@ -103,3 +104,10 @@ def test_two_hundred_numbers_reach_the_sandboxs_final_state(
     messages = sandbox_json(world.sandbox.url, "messages")["messages"]
     assert reinitiated_while_live(messages) == {}
     assert driver.advances >= 2  # both attempts of the silent numbers had to run out
+
+    # No OTP in what a person reads: the reasons, the rejects, the summary.
+    codes = {m["otp"] for m in messages}
+    summary = Path(result["results_csv"]).with_name("summary.md").read_text(encoding="utf-8")
+    texts = [r["reason"] for r in results] + [Path(result["rejects_csv"]).read_text(), summary]
+    for text in texts:
+        assert not set(re.findall(r"(?<![\d+])\d{4,8}(?!\d)", text)) & codes, text
