@@ -57,9 +57,9 @@ class TimedBackend(SandboxBackend):
             self.arrivals.append(time.monotonic())
         super().record_request()
 
-    def begin_request(self, auth_id: str, username: str | None, password: str | None) -> None:
+    def admit(self, auth_id: str) -> None:
         try:
-            super().begin_request(auth_id, username, password)
+            super().admit(auth_id)
         except TooManyRequestsError:
             self.refusals.append(time.monotonic())
             raise

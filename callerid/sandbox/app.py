@@ -1,9 +1,10 @@
 """The sandbox's HTTP face: `create_app(backend, network)` -> a Starlette app.
 
 Thin on purpose (moto's `responses.py`): it parses the wire format of plivo-api.md §1.3, applies
-queued faults, and turns backend results and `SandboxError`s into Plivo-shaped JSON. The
-`Verification/` routes are registered before `/{phone_number}` (§1.3 routing pitfall), and every
-API path exists with and without its trailing slash.
+queued faults (to authenticated requests only: a 401 leaves the fault queued), and turns backend
+results and `SandboxError`s into Plivo-shaped JSON. The `Verification/` routes are registered
+before `/{phone_number}` (§1.3 routing pitfall), and every API path exists with and without its
+trailing slash.
 """
 
 from __future__ import annotations
@@ -56,6 +57,13 @@ def create_app(
     ) -> Callable[[Request], Awaitable[Response]]:
         async def serve(request: Request) -> Response:
             backend.record_request()
+            auth_id = request.path_params["auth_id"]
+            try:
+                # before any fault: a queued fault is meant for the next request we would serve,
+                # and a request refused 401 was never going to be served
+                backend.authenticate(auth_id, *basic_credentials(request))
+            except SandboxError as exc:
+                return error(exc.status, exc.message)
             fault = faults.take(operation)
             if fault is not None:
                 backend.record_fault()
@@ -65,9 +73,8 @@ def create_app(
                     return DroppedResponse()
                 if fault.kind is FaultKind.LATENCY:
                     await asyncio.sleep(fault.latency_ms / 1000)
-            auth_id = request.path_params["auth_id"]
             try:
-                backend.begin_request(auth_id, *basic_credentials(request))
+                backend.admit(auth_id)
                 body = await read_body(request) if request.method != "GET" else {}
                 response = handler(request, auth_id, body)
             except SandboxError as exc:

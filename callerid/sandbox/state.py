@@ -122,6 +122,11 @@ class BackendState:
 
     def begin_request(self, auth_id: str, username: str | None, password: str | None) -> None:
         """Authenticate one API request, then count it against the account's rolling window."""
+        self.authenticate(auth_id, username, password)
+        self.admit(auth_id)
+
+    def authenticate(self, auth_id: str, username: str | None, password: str | None) -> None:
+        """Basic auth must name the path's auth id with its token (401 otherwise)."""
         token = self._tokens.get(auth_id)
         if (
             token is None
@@ -130,6 +135,9 @@ class BackendState:
             or not compare_digest(password.encode(), token.encode())
         ):
             raise UnauthorizedError("authentication failed")
+
+    def admit(self, auth_id: str) -> None:
+        """Count an authenticated request against the account's rolling window (429 if full)."""
         with self._lock:
             if not self._limiter.admit(auth_id, self.clock.now()):
                 self._rate_limited += 1

@@ -154,6 +154,17 @@ def test_status_faults_answer_5xx_count_times_without_processing(
     assert control.get("/stats").json()["faults_injected"] == 2
 
 
+def test_a_request_refused_401_leaves_the_queued_fault_for_the_next_one(
+    sandbox: SandboxServer, api: httpx.Client, control: httpx.Client
+) -> None:
+    control.post("/faults", json={"kind": "status", "status": 503})
+    wrong = httpx.get(f"{sandbox.url}{BASE}/", auth=(MAIN, "not-the-token"), timeout=5)
+    assert wrong.status_code == 401
+    assert len(control.get("/faults").json()["faults"]) == 1
+    assert api.get(f"{BASE}/").status_code == 503
+    assert control.get("/faults").json()["faults"] == []
+
+
 def test_faults_can_target_one_operation(api: httpx.Client, control: httpx.Client) -> None:
     control.post("/faults", json={"kind": "status", "operation": "list"})
     assert api.post(f"{BASE}/", json={"phone_number": NUMBER}).status_code == 201
