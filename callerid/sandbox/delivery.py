@@ -6,7 +6,7 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -66,7 +66,7 @@ class Delivery:
 
 
 def _record(
-    sms: OutboundSms, target: str, ok: bool, status: int | None, error: str | None
+    sms: OutboundSms, target: str, ok: bool, status: int | None, error: str | None, at: datetime
 ) -> Delivery:
     return Delivery(
         phone_number=sms.sent.phone_number,
@@ -76,7 +76,7 @@ def _record(
         ok=ok,
         status_code=status,
         error=error,
-        delivered_at=datetime.now(UTC),
+        delivered_at=at,
     )
 
 
@@ -92,18 +92,23 @@ def signed_headers(
 
 
 def send_webhook(
-    client: httpx.Client, url: str, sms: OutboundSms, owner_token: str, main_token: str
+    client: httpx.Client,
+    url: str,
+    sms: OutboundSms,
+    owner_token: str,
+    main_token: str,
+    delivered_at: datetime,
 ) -> Delivery:
+    """POST the signed webhook; `delivered_at` is on the sandbox clock (files use the same)."""
     params = sms.webhook_params()
     headers = signed_headers(url, params, sms.nonce, owner_token, main_token)
     try:
         response = client.post(url, data=params, headers=headers)
     except httpx.HTTPError as exc:
-        return _record(sms, url, False, None, f"{type(exc).__name__}: {exc}")
+        return _record(sms, url, False, None, f"{type(exc).__name__}: {exc}", delivered_at)
     ok = response.is_success
-    return _record(
-        sms, url, ok, response.status_code, None if ok else f"HTTP {response.status_code}"
-    )
+    error = None if ok else f"HTTP {response.status_code}"
+    return _record(sms, url, ok, response.status_code, error, delivered_at)
 
 
 def send_to_drop_dir(folder: Path, sms: OutboundSms, received_at: datetime) -> Delivery:
@@ -123,5 +128,5 @@ def send_to_drop_dir(folder: Path, sms: OutboundSms, received_at: datetime) -> D
             handle.write(json.dumps(line) + "\n")
         os.replace(tmp, target)
     except OSError as exc:
-        return _record(sms, str(target), False, None, f"{type(exc).__name__}: {exc}")
-    return _record(sms, str(target), True, None, None)
+        return _record(sms, str(target), False, None, f"{type(exc).__name__}: {exc}", received_at)
+    return _record(sms, str(target), True, None, None, received_at)

@@ -198,7 +198,8 @@ class PhoneNetwork:
         if self.inbox_url is not None:
             owner = self.backend.token_for(sms.sent.account)
             main = self.backend.token_for(self.backend.main_auth_id)
-            results.append(send_webhook(self._http(), self.inbox_url, sms, owner, main))
+            hook = send_webhook(self._http(), self.inbox_url, sms, owner, main, received_at)
+            results.append(hook)
         if self.drop_dir is not None:
             results.append(send_to_drop_dir(self.drop_dir, sms, received_at))
         for result in results:

@@ -298,3 +298,6 @@ def test_deliveries_follow_a_manual_clock_exactly(tmp_path: Path) -> None:
     assert network.deliver_due() == 1 and network.pending() == 0
     received = sorted(json.loads(p.read_text())["received_at"] for p in tmp_path.glob("*.jsonl"))
     assert received == ["2026-01-01T00:00:02Z", "2026-01-01T00:15:30Z"]
+    # the delivery records keep the same (sandbox) clock as the files, not the wall clock
+    delivered = sorted(d.to_json()["delivered_at"] for d in network.deliveries())
+    assert delivered == received
