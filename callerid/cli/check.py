@@ -14,7 +14,6 @@ import typer
 
 from callerid.ingest import (
     IngestInputError,
-    IngestOptionError,
     ingest_csv,
     summary_lines,
     write_reports,
@@ -57,7 +56,7 @@ def check(
             default_subaccount=subaccount,
             workers=workers,
         )
-    except (IngestInputError, IngestOptionError) as exc:
+    except IngestInputError as exc:  # a bad option (IngestOptionError) is one too
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     folder = out if out is not None else load_settings().output_dir / "check"

@@ -137,17 +137,20 @@ class IngestInputError(Exception):
 
     def __reduce__(self) -> tuple[object, ...]:
         # Keyword-only state would be lost by Exception's default pickling (it replays args).
-        return (_rebuild_input_error, (self.message, self.path, self.columns_found))
+        return (_rebuild_input_error, (type(self), self.message, self.path, self.columns_found))
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
 
 
 def _rebuild_input_error(
-    message: str, path: str, columns_found: tuple[str, ...]
+    cls: type[IngestInputError], message: str, path: str, columns_found: tuple[str, ...]
 ) -> IngestInputError:
-    return IngestInputError(message, path=path, columns_found=columns_found)
+    return cls(message, path=path, columns_found=columns_found)
 
 
-class IngestOptionError(ValueError):
-    """A run-level option (default region, channel, subaccount, encoding) is not usable."""
+class IngestOptionError(IngestInputError, ValueError):
+    """A run-level option (default region, channel, subaccount, encoding) is not usable.
+
+    An `IngestInputError` too, so a caller that catches that one reports a bad option as
+    cleanly as a bad file."""

@@ -70,7 +70,8 @@ def test_input_errors_survive_pickling() -> None:
     copy = pickle.loads(pickle.dumps(error))
     assert (str(copy), copy.path, copy.columns_found) == ("a.csv: bad", "a.csv", ("x", "y"))
     option = pickle.loads(pickle.dumps(IngestOptionError("unknown encoding 'x'")))
-    assert str(option) == "unknown encoding 'x'"
+    assert type(option) is IngestOptionError and str(option) == "unknown encoding 'x'"
+    assert isinstance(option, IngestInputError) and isinstance(option, ValueError)
 
 
 def test_canonical_header_names() -> None:
