@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import signal
 import threading
 from pathlib import Path
@@ -33,7 +34,13 @@ def serve(
     port: Annotated[int, typer.Option(help="Port (0 = any free port).")] = 8765,
     auth_id: Annotated[str, typer.Option(help="Main account auth id.")] = DEFAULT_AUTH_ID,
     auth_token: Annotated[
-        str, typer.Option(help="Main account auth token (never printed).", show_default=False)
+        str,
+        typer.Option(
+            envvar="CALLERID_SANDBOX_AUTH_TOKEN",
+            help="Main account auth token (never printed); better from the environment than "
+            "on the command line, where other users of the machine can see it.",
+            show_default=False,
+        ),
     ] = DEFAULT_AUTH_TOKEN,
     rate: Annotated[
         str, typer.Option(help="Requests allowed per rolling period: N/SECONDS.")
@@ -66,15 +73,20 @@ def serve(
         auth_id=auth_id,
         auth_token=auth_token,
     )
-    server = SandboxServer(
-        backend,
-        host=host,
-        port=port,
-        inbox_url=inbox_url,
-        reply_delay_s=reply_delay_s,
-        latency_ms=latency_ms,
-        drop_dir=drop_dir,
-    )
+    try:
+        server = SandboxServer(
+            backend,
+            host=host,
+            port=port,
+            inbox_url=inbox_url,
+            reply_delay_s=reply_delay_s,
+            latency_ms=latency_ms,
+            drop_dir=drop_dir,
+        )
+    except OSError as exc:  # bind failed: in use, no such address, not allowed
+        reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        typer.echo(f"error: cannot listen on {host}:{port}: {reason}", err=True)
+        raise typer.Exit(2) from None
     server.start()
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
     typer.echo(f"Plivo sandbox listening on {server.url}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -60,6 +61,52 @@ def test_serve_answers_the_api_and_never_prints_the_token() -> None:
     assert process.returncode == 0, output
     assert token not in first + output
     assert "cl****" in first + output
+
+
+def test_serve_takes_the_token_from_the_environment() -> None:
+    token = "env-secret-token-456"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "CALLERID_SANDBOX_AUTH_TOKEN": token}
+    process = subprocess.Popen(
+        [str(CALLERID), "sandbox", "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    assert process.stdout is not None
+    try:
+        first = process.stdout.readline()
+        assert first.startswith("Plivo sandbox listening on http://127.0.0.1:"), first
+        url = first.rsplit(" ", 1)[1].strip()
+        base = f"{url}/v1/Account/MASANDBOXACCOUNT0001/VerifiedCallerId/"
+        assert httpx.get(base, auth=("MASANDBOXACCOUNT0001", token)).status_code == 200
+        default = httpx.get(base, auth=("MASANDBOXACCOUNT0001", "sandbox-auth-token"))
+        assert default.status_code == 401
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+        output = process.stdout.read()
+        process.stdout.close()
+    assert process.returncode == 0, output
+    assert token not in first + output
+
+
+def test_a_port_in_use_is_one_clear_line_and_exit_code_2() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [str(CALLERID), "sandbox", "serve", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert f"127.0.0.1:{port}" in lines[0] and "in use" in lines[0]
 
 
 @pytest.mark.parametrize(("text", "rate"), [("300/5", (300, 5.0)), ("10/0.5", (10, 0.5))])
