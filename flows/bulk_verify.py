@@ -13,12 +13,23 @@ so a rerun with the same CSV carries on where the last one stopped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from datetime import timedelta
 from typing import Any, Literal
+from uuid import UUID
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_client, get_run_logger
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterParentFlowRunId,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import StateType
+from prefect.exceptions import NotPausedError
+from prefect.flow_runs import aresume_flow_run
 from prefect.runtime import flow_run
 
 from callerid.ingest import IngestResult
@@ -55,6 +66,7 @@ class PrefectLoopOps:
         self.writer = ProgressWriter(pipeline)
         self.artifact = ProgressArtifact()
         self._asked: set[str] = set()
+        self._person: asyncio.Task[Any] | None = None
 
     async def sync_clock(self) -> None:
         await self.pipeline.sync_clock()
@@ -78,10 +90,10 @@ class PrefectLoopOps:
     async def idle(self, work: Work) -> None:
         """With `ask_person`, put the numbers no inbox will answer for in front of a person.
 
-        The pause blocks this loop until the person answers or the windows close: meant for
-        runs a person watches (voice-channel numbers, silent phones), not for bulk SMS runs.
+        The form is a paused `collect-otps-from-person` subflow; it runs beside the loop, so
+        codes that arrive meanwhile (inbox, `callerid otp submit`) are still completed at once.
         """
-        if not self.ask_person:
+        if not self.ask_person or (self._person is not None and not self._person.done()):
             return
         now = self.pipeline.clock.now()
         waiting = [
@@ -93,12 +105,35 @@ class PrefectLoopOps:
             from flows.otp_wait import collect_otps_from_person
 
             self._asked.update(waiting)
-            await collect_otps_from_person(
-                self.pipeline.account,
-                waiting,
-                ledger_url=self.pipeline.ledger.url,
-                return_state=True,  # a pause that times out fails the subflow, not this run
+            self._person = asyncio.create_task(
+                collect_otps_from_person(
+                    self.pipeline.account,
+                    waiting,
+                    ledger_url=self.pipeline.ledger.url,
+                    return_state=True,  # a pause that times out fails the subflow, not this run
+                )
             )
+
+    async def close(self) -> None:
+        """Every number is final: end a form still waiting for a person (its numbers were
+        settled another way), so the subflow completes instead of pausing until its timeout."""
+        if self._person is None or self._person.done():
+            return
+        parent = flow_run.get_id()
+        async with get_client() as client:
+            while not self._person.done():
+                paused = await client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(
+                        parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[UUID(parent)]),
+                        state=FlowRunFilterState(
+                            type=FlowRunFilterStateType(any_=[StateType.PAUSED])
+                        ),
+                    )
+                )
+                for run in paused:
+                    with contextlib.suppress(NotPausedError):
+                        await aresume_flow_run(run.id, run_input={})
+                await asyncio.wait({self._person}, timeout=1.0)
 
 
 @flow(name="bulk-verify", log_prints=False)
@@ -177,7 +212,11 @@ async def bulk_verify(
         await register_task(pipeline, ingest)
         await sync_listed_task(pipeline)
         await recover_task(pipeline)
-        await drive(PrefectLoopOps(pipeline, ask_person=ask_person), options)
+        ops = PrefectLoopOps(pipeline, ask_person=ask_person)
+        try:
+            await drive(ops, options)
+        finally:
+            await ops.close()
         await confirm_task(pipeline)
         result = await report_task(pipeline, ingest, time.monotonic() - started)
     logger.info("run %s finished: %s", run_id, result.counts)
