@@ -69,7 +69,7 @@ def prefect_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectS
     )
     try:
         wait_http(f"{api_url}/health", server, SERVER_BOOT_S)
-        stack.cli("work-pool", "create", POOL, "--type", "process")
+        stack.api("POST", "/work_pools/", {"name": POOL, "type": "process"})  # no CLI boot
         stack.cli("deploy", "--all")
         yield stack
     finally:

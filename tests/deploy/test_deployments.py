@@ -42,8 +42,8 @@ def test_bulk_import_then_reconcile_reports_every_category(
         for i, n in enumerate(numbers)
     ]
     csv_path = write_csv(tmp_path / "numbers.csv", rows)
+    prefect_stack.start_worker("deploy-worker", POOL, account.env)  # boots while we set up
     print(account.setup_prefect(prefect_stack))
-    prefect_stack.start_worker("deploy-worker", POOL, account.env)
 
     run_deployment(
         prefect_stack,

@@ -48,11 +48,11 @@ def two_imports(
         conn.execute(f'CREATE DATABASE "{db}"')
     acct = Account(tmp, f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{db}", "40/2", **LIMITS)
     try:
-        print(acct.setup_prefect(prefect_stack))
         workers = [
             prefect_stack.start_worker(f"import-worker-{i}", POOL, acct.env, limit=1)
             for i in (1, 2)
-        ]
+        ]  # they boot while the limit is set up; no run exists before it is
+        print(acct.setup_prefect(prefect_stack))
         paths = [
             write_csv(
                 tmp / f"import-{i}.csv",
