@@ -66,7 +66,10 @@ class Account:
 
     def setup_prefect(self, stack: PrefectStack) -> str:
         done = subprocess.run(
-            [sys.executable, "-c", "from callerid.cli import main; main()", "setup-prefect"],
+            [
+                *(sys.executable, "-c", "from callerid.cli import main; main()"),
+                *("setup-prefect", "--work-pool", "callerid-process"),
+            ],
             cwd=ROOT,
             env={**stack.env, **self.env},
             capture_output=True,
@@ -74,6 +77,7 @@ class Account:
             timeout=120,
         )
         assert done.returncode == 0, done.stdout + done.stderr
+        assert "work pool callerid-process: exists" in done.stdout  # the fixture made it
         return done.stdout
 
 
