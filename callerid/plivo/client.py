@@ -2,8 +2,10 @@
 layer.
 
 Configuration precedence: argument > environment (PLIVO_AUTH_ID, PLIVO_AUTH_TOKEN, PLIVO_API_URL) >
-https://api.plivo.com. Every request waits for the account's shared `RateLimiter`; completions
-ask with high priority. Retries follow `RetryPolicy` (see retry.py for what is and is not repeated).
+https://api.plivo.com. Every request waits for the account's shared `RateLimiter` (by default
+`limiter_for(auth_id)` with CALLERID_RATE_LIMIT_REQUESTS / _PERIOD_S from `load_settings()`);
+completions ask with high priority. Retries follow `RetryPolicy` (see retry.py for what is and is
+not repeated).
 
 Outcome rules the pipeline relies on:
 * `initiate` never sends a second POST unless the first cannot have been acted on; otherwise it
@@ -43,7 +45,7 @@ from callerid.plivo.errors import (
 from callerid.plivo.limiter import Priority, RateLimiter, limiter_for
 from callerid.plivo.models import CallerId, Channel, Initiation, Page
 from callerid.plivo.retry import RetryPolicy
-from callerid.settings import DEFAULT_API_URL
+from callerid.settings import DEFAULT_API_URL, load_settings
 
 _E164_RE = re.compile(r"^\+?[1-9]\d{6,14}$")
 _OTP_RE = re.compile(r"^\d{4,8}$")
@@ -106,7 +108,13 @@ class PlivoClient:
             )
         self.auth_id = _path_id(resolved_id, "auth_id")
         self.base_url = (base_url or _env("PLIVO_API_URL") or DEFAULT_API_URL).rstrip("/")
-        self.limiter = limiter or limiter_for(self.auth_id)
+        if limiter is None:
+            # the same limits every other caller of limiter_for reads (CALLERID_RATE_LIMIT_*)
+            settings = load_settings()
+            limiter = limiter_for(
+                self.auth_id, settings.rate_limit_requests, settings.rate_limit_period_s
+            )
+        self.limiter = limiter
         connections = max(_MIN_CONNECTIONS, math.ceil(self.limiter.rate_per_s))
         keepalive = max(_MIN_CONNECTIONS // 2, connections // 2)
         http = httpx.AsyncClient(

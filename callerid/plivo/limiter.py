@@ -16,7 +16,8 @@ Two rules decide when the next request may go (`PacingWindow`, pure arithmetic o
 waiting completion (it has a deadline) goes before waiting initiations. Its state sits behind a
 `threading.Lock` and waiters are woken with `call_soon_threadsafe`, so one limiter serves coroutines
 on several event loops in several threads (Prefect runs sync tasks in worker threads, each with its
-own loop). `limiter_for(auth_id)` returns the one limiter of an account in this process.
+own loop). `limiter_for(auth_id)` returns the one limiter of an account in this process; the first
+registration's limits hold (a later, different ask is logged and gets the same limiter).
 
 Across processes (issue 7) a `slot_source` can reserve slots in blocks, e.g. from a Prefect global
 concurrency limit: the limiter awaits `slot_source(block)` before spending a block locally.
@@ -28,12 +29,15 @@ import asyncio
 import bisect
 import heapq
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from enum import IntEnum
 
 SlotSource = Callable[[int], Awaitable[None]]
+
+logger = logging.getLogger("callerid.plivo")
 
 _FETCH_POLL_S = 0.01
 
@@ -266,7 +270,10 @@ def limiter_for(
 ) -> RateLimiter:
     """The process-wide limiter of an account, created on first use (default 300 per 5 s).
 
-    Asking again with other explicit limits is a configuration error, not a silent second bucket.
+    The first registration wins, in any order: a later ask with other limits logs a warning and
+    gets the limiter in force (reconfiguring a live one would break its guarantee for grants
+    already made; a second bucket would double the rate). Callers reading `Settings` agree by
+    construction; code that needs other limits passes its own `RateLimiter`.
     """
     with _registry_lock:
         limiter = _registry.get(auth_id)
@@ -280,8 +287,16 @@ def limiter_for(
     if (max_requests is not None and max_requests != limiter.max_requests) or (
         period_s is not None and period_s != limiter.period_s
     ):
-        raise ValueError(
-            f"account {auth_id} already has a limiter of {limiter.max_requests}/"
-            f"{limiter.period_s:g}s; asked for {max_requests}/{period_s}"
+        asked_n = limiter.max_requests if max_requests is None else max_requests
+        asked_p = limiter.period_s if period_s is None else period_s
+        logger.warning(
+            "account %s already has a limiter of %d/%gs in this process; keeping it, not the "
+            "%d/%gs asked for (set CALLERID_RATE_LIMIT_REQUESTS/_PERIOD_S before the first "
+            "client, or pass a RateLimiter)",
+            auth_id,
+            limiter.max_requests,
+            limiter.period_s,
+            asked_n,
+            asked_p,
         )
     return limiter

@@ -89,6 +89,20 @@ def test_configuration_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
         PlivoClient()
 
 
+def test_default_limiter_follows_the_rate_limit_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from callerid.plivo import limiter_for
+
+    monkeypatch.setenv("CALLERID_RATE_LIMIT_REQUESTS", "120")
+    monkeypatch.setenv("CALLERID_RATE_LIMIT_PERIOD_S", "2.5")
+    client = PlivoClient("MASETTINGSLIMITER001", "token", "http://plivo.test")
+    assert (client.limiter.max_requests, client.limiter.period_s) == (120, 2.5)
+    # what reconcile/pipeline/tasks do afterwards with the same settings: the same limiter
+    assert limiter_for("MASETTINGSLIMITER001", 120, 2.5) is client.limiter
+    # and in the other order: the client picks up what they registered, without raising
+    registered = limiter_for("MASETTINGSLIMITER002", 120, 2.5)
+    assert PlivoClient("MASETTINGSLIMITER002", "token").limiter is registered
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [

@@ -6,6 +6,7 @@ Only time is faked: `FakeTime.sleep` moves the clock forward instead of waiting.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 
@@ -223,5 +224,22 @@ def test_registry_gives_one_limiter_per_account() -> None:
     assert all(limiter is got[0] for limiter in got)
     assert limiter_for("MAREGISTRYTEST000001", 300, 5.0) is got[0]
     assert limiter_for("MAREGISTRYTEST000002") is not got[0]
-    with pytest.raises(ValueError, match="already has a limiter"):
-        limiter_for("MAREGISTRYTEST000001", 100, 5.0)
+
+
+def test_registry_first_registration_wins_whatever_the_order(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    first = limiter_for("MAREGISTRYTEST000003")  # defaults: 300/5
+    with caplog.at_level(logging.WARNING, logger="callerid.plivo"):
+        assert limiter_for("MAREGISTRYTEST000003", 100, 2.0) is first
+    assert (first.max_requests, first.period_s) == (300, 5.0)
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "MAREGISTRYTEST000003" in warning.getMessage()
+    assert "300/5s" in warning.getMessage() and "100/2s" in warning.getMessage()
+    caplog.clear()
+    explicit = limiter_for("MAREGISTRYTEST000004", 100, 2.0)
+    with caplog.at_level(logging.WARNING, logger="callerid.plivo"):
+        assert limiter_for("MAREGISTRYTEST000004") is explicit  # no limits asked: no warning
+        assert limiter_for("MAREGISTRYTEST000004", 100, 2.0) is explicit
+    assert (explicit.max_requests, explicit.period_s) == (100, 2.0)
+    assert caplog.records == []
