@@ -19,6 +19,10 @@ on several event loops in several threads (Prefect runs sync tasks in worker thr
 own loop). `limiter_for(auth_id)` returns the one limiter of an account in this process; the first
 registration's limits hold (a later, different ask is logged and gets the same limiter).
 
+Subaccounts: Plivo's 300/5 s is account-wide (the sandbox counts a subaccount in its parent's
+window), but a subaccount's auth id does not name its parent, so `limiter_for` keys by the auth id
+given: a process using main and subaccount credentials passes `limiter=limiter_for(main_id)`.
+
 Across processes (issue 7) a `slot_source` can reserve slots in blocks, e.g. from a Prefect global
 concurrency limit: the limiter awaits `slot_source(block)` before spending a block locally.
 """
@@ -284,19 +288,15 @@ def limiter_for(
             )
             _registry[auth_id] = limiter
             return limiter
-    if (max_requests is not None and max_requests != limiter.max_requests) or (
-        period_s is not None and period_s != limiter.period_s
-    ):
-        asked_n = limiter.max_requests if max_requests is None else max_requests
-        asked_p = limiter.period_s if period_s is None else period_s
+    asked = (
+        limiter.max_requests if max_requests is None else max_requests,
+        limiter.period_s if period_s is None else period_s,
+    )
+    if asked != (limiter.max_requests, limiter.period_s):
         logger.warning(
             "account %s already has a limiter of %d/%gs in this process; keeping it, not the "
             "%d/%gs asked for (set CALLERID_RATE_LIMIT_REQUESTS/_PERIOD_S before the first "
             "client, or pass a RateLimiter)",
-            auth_id,
-            limiter.max_requests,
-            limiter.period_s,
-            asked_n,
-            asked_p,
+            *(auth_id, limiter.max_requests, limiter.period_s, *asked),
         )
     return limiter

@@ -12,6 +12,11 @@ subaccount) and raises a `SandboxError` (status + message) on refusal. Choices w
   completed verification answers the same while the caller ID exists.
 * an invalid number in a path is a lookup that finds nothing: 404 "not found".
 * `update` with "" (absent) subaccount leaves the subaccount unchanged.
+* the rate limit (default 300 requests in any 5 s) is account-wide, as Plivo documents it: requests
+  made with a subaccount's credentials count in the main account's one rolling window, and a full
+  window answers 429 to the main account and every subaccount alike. (The client cannot tell a
+  subaccount's parent from its auth id, so it keys its limiter by the auth id it is given: a
+  process driving a main account and its subaccounts passes them all one limiter.)
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 Decision (plivo-api.md §0 leaves it open): only *admitted* requests enter the window; a request
 answered 429 does not. So "no 429 ever" means exactly "the client never put more than N requests
 into any period", and a client that backs off after a 429 is not punished further for the attempt.
-Each auth id (main account or subaccount) has its own window, like the client's one limiter per
-account.
+The backend keys the window by the main account: a subaccount's requests count in its parent's
+window, as Plivo documents its 300 per 5 s limit account-wide (see backend.py).
 """
 
 from __future__ import annotations

@@ -137,9 +137,12 @@ class BackendState:
             raise UnauthorizedError("authentication failed")
 
     def admit(self, auth_id: str) -> None:
-        """Count an authenticated request against the account's rolling window (429 if full)."""
+        """Count an authenticated request against the account's rolling window (429 if full).
+
+        The window is account-wide: every auth id here is the main account or one of its
+        subaccounts, and a subaccount's requests count in its parent's window."""
         with self._lock:
-            if not self._limiter.admit(auth_id, self.clock.now()):
+            if not self._limiter.admit(self.main_auth_id, self.clock.now()):
                 self._rate_limited += 1
                 raise TooManyRequestsError("too many requests")
 

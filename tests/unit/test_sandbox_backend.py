@@ -312,7 +312,20 @@ def test_requests_over_the_rolling_window_get_429(clock: ManualClock) -> None:
     backend.begin_request(MAIN, MAIN, DEFAULT_AUTH_TOKEN)
     with expect(TooManyRequestsError, "too many requests"):
         backend.begin_request(MAIN, MAIN, DEFAULT_AUTH_TOKEN)
-    backend.begin_request(SUB1, SUB1, "sandbox-subaccount-token-1")  # its own window
+    assert backend.stats()["rate_limited"] == 2
+
+
+def test_a_subaccounts_requests_count_in_its_parents_window(clock: ManualClock) -> None:
+    """Plivo's 300/5 s is account-wide: subaccount credentials share the main account's window."""
+    backend = SandboxBackend(clock=clock, rate=(3, 5.0))
+    backend.begin_request(SUB1, SUB1, "sandbox-subaccount-token-1")
+    backend.begin_request(SUB2, SUB2, "sandbox-subaccount-token-2")
+    backend.begin_request(MAIN, MAIN, DEFAULT_AUTH_TOKEN)
+    for auth_id, token in ((MAIN, DEFAULT_AUTH_TOKEN), (SUB1, "sandbox-subaccount-token-1")):
+        with expect(TooManyRequestsError, "too many requests"):
+            backend.begin_request(auth_id, auth_id, token)
+    clock.advance(5)  # the window has moved past all three
+    backend.begin_request(SUB1, SUB1, "sandbox-subaccount-token-1")
     assert backend.stats()["rate_limited"] == 2
 
 
