@@ -107,3 +107,14 @@ def test_token_comes_from_the_secret_block_when_the_environment_lacks_it(
     assert "token-from-the-block" not in repr(account_settings())
     assert prepare_account() == {"rate_limit": "in-process"}
     assert os.environ["PLIVO_AUTH_TOKEN"] == "token-from-the-block"
+
+
+def test_cli_runs_the_flow_with_prefect_flag(prefect_api: str, world: World) -> None:
+    from typer.testing import CliRunner
+
+    from callerid.cli import app
+
+    _seed(world)
+    result = CliRunner().invoke(app, ["reconcile", "--prefect"])
+    assert result.exit_code == 0, result.output
+    assert "'alias_drift': 1" in result.output and "'applied': False" in result.output
