@@ -14,6 +14,7 @@ Rules, where the issue leaves room:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import TypeVar
 
 from callerid.ledger.models import NumberStatus
@@ -104,15 +105,7 @@ def _judge(
 
 
 def _with(finding: Finding, category: Category) -> Finding:
-    return Finding(
-        phone_number=finding.phone_number,
-        category=category,
-        listed_alias=finding.listed_alias,
-        expected_alias=finding.expected_alias,
-        listed_subaccount=finding.listed_subaccount,
-        expected_subaccount=finding.expected_subaccount,
-        ledger_status=finding.ledger_status,
-    )
+    return replace(finding, category=category)
 
 
 def plan(
