@@ -8,6 +8,7 @@ window whenever only waiting is left. Every final state is checked against the s
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from pathlib import Path
 
@@ -104,6 +105,20 @@ def test_two_hundred_numbers_reach_the_sandboxs_final_state(
     messages = sandbox_json(world.sandbox.url, "messages")["messages"]
     assert reinitiated_while_live(messages) == {}
     assert driver.advances >= 2  # both attempts of the silent numbers had to run out
+
+    # What the Prefect UI shows: the summary, the numbers that did not verify, the progress.
+    from prefect.artifacts import Artifact
+
+    summary_artifact = Artifact.get("bulk-verify-summary")
+    failures = Artifact.get("bulk-verify-failures")
+    progress = Artifact.get("bulk-verify-progress")
+    assert summary_artifact is not None and "| verified | 150 |" in str(summary_artifact.data)
+    assert failures is not None and progress is not None
+    failed_rows = json.loads(str(failures.data))
+    assert sorted(r["phone_number"] for r in failed_rows) == sorted(
+        n for n, s in expected.items() if s == "failed"
+    )
+    assert float(str(progress.data)) == 100.0
 
     # No OTP in what a person reads: the reasons, the rejects, the summary.
     codes = {m["otp"] for m in messages}
