@@ -16,7 +16,11 @@ Two rules decide when the next request may go (`PacingWindow`, pure arithmetic o
 waiting completion (it has a deadline) goes before waiting initiations. Its state sits behind a
 `threading.Lock` and waiters are woken with `call_soon_threadsafe`, so one limiter serves coroutines
 on several event loops in several threads (Prefect runs sync tasks in worker threads, each with its
-own loop). `limiter_for(auth_id)` returns the one limiter of an account in this process; the first
+own loop). Known limit, kept on purpose: the head grants itself on its own loop, so a loop blocked
+by sync code while it holds the head stalls the other loops' waiters for as long (never the rate
+bound). Handing slots past a stuck head needs a watcher per loop and stall tracking (new lost-wakeup
+risks on every request's path) or a timer thread (breaks the injected clock and sleep).
+`limiter_for(auth_id)` returns the one limiter of an account in this process; the first
 registration's limits hold (a later, different ask is logged and gets the same limiter).
 
 Subaccounts: Plivo's 300/5 s is account-wide (the sandbox counts a subaccount in its parent's
