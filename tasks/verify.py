@@ -7,7 +7,7 @@ and a Prefect retry on top would multiply them, or worse, repeat an initiate (st
 
 from __future__ import annotations
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from callerid.ingest import IngestResult
@@ -18,10 +18,20 @@ from callerid.pipeline.session import Pipeline, StepResult
 _TASK = {"cache_policy": NO_CACHE, "retries": 0, "persist_result": False}
 
 
+def _logged(result: StepResult, what: str) -> StepResult:
+    """One line per batch in the task run's log: counts by outcome (never a number's code)."""
+    if result:
+        outcome = ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items()))
+        get_run_logger().info("%d %s: %s", result.attempted, what, outcome)
+    return result
+
+
 @task(name="register-numbers", **_TASK)
 async def register_task(pipeline: Pipeline, ingest: IngestResult) -> int:
     """Upsert the accepted rows into the ledger (numbers it knows keep their status)."""
-    return ledger_ops.register(pipeline, ingest)
+    registered = ledger_ops.register(pipeline, ingest)
+    get_run_logger().info("%d numbers registered in the ledger", registered)
+    return registered
 
 
 @task(name="plan-run", **_TASK)
@@ -33,34 +43,34 @@ async def plan_task(pipeline: Pipeline, ingest: IngestResult) -> Plan:
 @task(name="sync-listed", **_TASK)
 async def sync_listed_task(pipeline: Pipeline) -> StepResult:
     """List the account's caller IDs; mark this run's numbers found there as verified."""
-    return await account.sync_listed(pipeline)
+    return _logged(await account.sync_listed(pipeline), "already listed by the account")
 
 
 @task(name="recover-interrupted", **_TASK)
 async def recover_task(pipeline: Pipeline) -> StepResult:
     """Resolve numbers a crashed run left mid-call (intent rows), without re-sending anything."""
-    return await account.recover(pipeline)
+    return _logged(await account.recover(pipeline), "interrupted numbers resolved")
 
 
 @task(name="complete-batch", **_TASK)
 async def complete_task(pipeline: Pipeline) -> StepResult:
     """Submit the OTPs the inbox matched, as one batch."""
-    return await steps.complete_matched(pipeline)
+    return _logged(await steps.complete_matched(pipeline), "codes submitted")
 
 
 @task(name="expire-batch", **_TASK)
 async def expire_task(pipeline: Pipeline) -> StepResult:
     """Expire what missed its window; re-queue within the attempt budget; resolve leftovers."""
-    return await steps.expire_due(pipeline)
+    return _logged(await steps.expire_due(pipeline), "past their window")
 
 
 @task(name="initiate-batch", **_TASK)
 async def initiate_task(pipeline: Pipeline, limit: int) -> StepResult:
     """Initiate up to `limit` queued numbers of this run (intent rows committed first)."""
-    return await steps.initiate_batch(pipeline, limit)
+    return _logged(await steps.initiate_batch(pipeline, limit), "initiations")
 
 
 @task(name="confirm-listed", **_TASK)
 async def confirm_task(pipeline: Pipeline) -> StepResult:
     """List the account again and check that every number we verified is there."""
-    return await account.confirm(pipeline)
+    return _logged(await account.confirm(pipeline), "changed by the confirming list")
