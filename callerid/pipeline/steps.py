@@ -61,11 +61,17 @@ def decision_time(pipeline: Pipeline) -> datetime:
     return pipeline.clock.now() - REINITIATE_GRACE
 
 
-async def _listed(pipeline: Pipeline, e164: str) -> bool:
+async def _listed(pipeline: Pipeline, e164: str) -> bool | None:
+    """Is `e164` a caller ID of the account? None when the GET itself failed (unknown)."""
     try:
         await pipeline.client.get(e164)
     except NotFoundError:
         return False
+    except AuthenticationError:
+        raise
+    except PlivoError as exc:
+        log.warning("could not look %s up: %s", e164, exc.message)
+        return None
     return True
 
 
@@ -83,8 +89,10 @@ async def _initiate_one(pipeline: Pipeline, target: ledger_ops.Target) -> Outcom
         return Outcome(target.e164, NumberStatus.QUEUED, f"not sent, will retry: {exc.message}")
     except PlivoError as exc:
         # plivo-api.md §0: on any 4xx from initiate, GET the number: listed means verified.
-        if isinstance(exc, AlreadyVerifiedError) or await _listed(pipeline, target.e164):
+        listed = isinstance(exc, AlreadyVerifiedError) or await _listed(pipeline, target.e164)
+        if listed:
             return Outcome(target.e164, NumberStatus.ALREADY_VERIFIED, "listed by the account")
+        # Not listed (or the look-up failed too): the rejection stands; reconcile can requeue.
         return Outcome(target.e164, NumberStatus.FAILED, f"initiate rejected: {exc.message}")
     return Outcome(target.e164, NumberStatus.INITIATED, "initiated", sent.verification_uuid)
 
@@ -123,9 +131,11 @@ async def _complete_one(pipeline: Pipeline, code: ledger_ops.MatchedCode) -> Out
     except OtpAttemptsExceededError:
         return Outcome(e164, NumberStatus.EXPIRED, "locked after too many wrong codes")
     except (VerificationExpiredError, NotFoundError, OutcomeUnknownError) as exc:
-        if await _listed(pipeline, e164):
+        listed = await _listed(pipeline, e164)
+        if listed:
             return Outcome(e164, NumberStatus.VERIFIED, "verified (confirmed by GET)")
-        if isinstance(exc, OutcomeUnknownError):
+        if listed is None or isinstance(exc, OutcomeUnknownError):
+            # Unknown either way: keep the code; the next round submits it again.
             return Outcome(e164, NumberStatus.INITIATED, exc.message, message_used=False)
         return Outcome(e164, NumberStatus.EXPIRED, f"code came too late: {exc.message}")
     except _TRANSIENT as exc:
