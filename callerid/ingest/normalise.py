@@ -18,6 +18,7 @@ import phonenumbers as pn
 from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
 from phonenumbers import ValidationResult as Possible
 
+from callerid.ingest.classify import national_format, region_and_type
 from callerid.ingest.cleaning import clean, has_letters
 from callerid.ingest.models import NumberType, RejectReason
 from callerid.ingest.quick_parse import parse_international
@@ -77,14 +78,16 @@ def normalise_batch(items: Sequence[tuple[str, str]]) -> list[Outcome]:
         else:
             readings[i] = [(cleaned.text, False)]
     first: dict[int, pn.PhoneNumber | int] = {}
-    found: list[tuple[int, pn.PhoneNumber, int, bool]] = []
+    found: list[tuple[int, pn.PhoneNumber, str | None, int, bool]] = []
     pending = list(readings)
     for round_ in range(3):
         attempts = [(i, *readings[i][round_]) for i in pending if round_ < len(readings[i])]
         numbers = [_parse(text, items[i][1]) for i, text, _ in attempts]
-        types = [_UNKNOWN if isinstance(n, int) else pn.number_type(n) for n in numbers]
+        kinds = [(None, _UNKNOWN) if isinstance(n, int) else region_and_type(n) for n in numbers]
         pending = []
-        for (i, _, assumed_plus), number, kind in zip(attempts, numbers, types, strict=True):
+        for (i, _, assumed_plus), number, (where, kind) in zip(
+            attempts, numbers, kinds, strict=True
+        ):
             if round_ == 0:
                 first[i] = number
                 if not isinstance(number, int) and number.extension:
@@ -94,7 +97,7 @@ def normalise_batch(items: Sequence[tuple[str, str]]) -> list[Outcome]:
                     outcomes[i] = _letters_failure()
                     continue
             if not isinstance(number, int) and kind != _UNKNOWN and not number.extension:
-                found.append((i, number, kind, assumed_plus))
+                found.append((i, number, where, kind, assumed_plus))
                 continue
             if round_ == 0:
                 readings[i].extend(_international_readings(texts[i]))
@@ -118,21 +121,17 @@ def _parse(text: str, region: str) -> pn.PhoneNumber | int:
         return int(exc.error_type)
 
 
-def _format(found: list[tuple[int, pn.PhoneNumber, int, bool]]) -> list[Outcome]:
-    numbers = [number for _, number, _, _ in found]
-    regions = [pn.region_code_for_number(number) for number in numbers]
-    e164s = [pn.format_number(number, PhoneNumberFormat.E164) for number in numbers]
-    nationals = [pn.format_number(number, PhoneNumberFormat.NATIONAL) for number in numbers]
+def _format(found: list[tuple[int, pn.PhoneNumber, str | None, int, bool]]) -> list[Outcome]:
     return [
         Normalised(
-            e164=e164s[k],
-            national=nationals[k],
-            region=regions[k] or "",
+            e164=pn.format_number(number, PhoneNumberFormat.E164),
+            national=national_format(number),
+            region=region or "",
             country_code=number.country_code or 0,
             number_type=_TYPE_NAMES[kind],
             assumed_plus=assumed_plus,
         )
-        for k, (_, number, kind, assumed_plus) in enumerate(found)
+        for _, number, region, kind, assumed_plus in found
     ]
 
 

@@ -1,0 +1,185 @@
+"""Region, number type and national format of a parsed number, as phonenumbers computes them.
+
+`pn.number_type`, `pn.region_code_for_number` and `pn.format_number(..., NATIONAL)` fetch every
+metadata regex through `re.compile` on every call, and a run over many countries overflows
+`re`'s 512-pattern cache, so they recompile too; `number_type` also works out the region again.
+Together they were ~45% of the ingest's time. This module walks the same metadata in the same
+order with each pattern compiled once per country code (a few hundred patterns for 245
+regions), and hands back to phonenumbers whatever it does not cover (an extension, a zero
+national number). The tests compare all three answers with phonenumbers' on every region's
+example numbers and on random numbers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import cache
+from typing import Any, NamedTuple
+
+import phonenumbers as pn
+from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata, PhoneNumberFormat
+from phonenumbers import PhoneNumberType as T
+from phonenumbers.phonenumberutil import _FIRST_GROUP_PATTERN
+
+_Match = Callable[[str], re.Match[str] | None]
+
+
+class _Desc(NamedTuple):
+    lengths: frozenset[int]  # empty: any length (phonenumbers' rule)
+    fullmatch: _Match | None  # None: the desc has no pattern and matches nothing
+
+
+class _Types(NamedTuple):
+    """One region's metadata, as `_number_type_helper` reads it."""
+
+    general: _Desc | None
+    special: tuple[tuple[_Desc | None, int], ...]  # premium rate ... voicemail, in its order
+    fixed_line: _Desc | None
+    mobile: _Desc | None
+    same_mobile_and_fixed_line: bool
+
+
+class _Format(NamedTuple):
+    leading_digits: _Match | None
+    pattern: re.Pattern[str]
+    rule: str  # the format rule with the national prefix rule already put in
+
+
+class _Country(NamedTuple):
+    regions: tuple[str, ...]
+    # Only for codes shared by several regions: (region, leading-digits match or its types).
+    candidates: tuple[tuple[str, _Match | None, _Types | None], ...]
+    formats: tuple[_Format, ...] | None  # None: let phonenumbers format (no metadata)
+
+
+def region_and_type(number: pn.PhoneNumber) -> tuple[str | None, int]:
+    """`(pn.region_code_for_number(number), pn.number_type(number))`, each worked out once."""
+    country = _country(number.country_code or 0)
+    if country is None:
+        return None, T.UNKNOWN
+    nsn = pn.national_significant_number(number)
+    if len(country.regions) == 1:
+        region: str | None = country.regions[0]
+    else:
+        region = _region_from_list(country, nsn)
+    types = _types(number.country_code or 0, region)
+    return region, T.UNKNOWN if types is None else _type_of(nsn, types)
+
+
+def national_format(number: pn.PhoneNumber) -> str:
+    """`pn.format_number(number, PhoneNumberFormat.NATIONAL)`."""
+    country = _country(number.country_code or 0)
+    if country is None or country.formats is None or number.extension or not number.national_number:
+        return pn.format_number(number, PhoneNumberFormat.NATIONAL)
+    nsn = pn.national_significant_number(number)
+    for fmt in country.formats:
+        if (fmt.leading_digits is None or fmt.leading_digits(nsn)) and fmt.pattern.fullmatch(nsn):
+            return fmt.pattern.sub(fmt.rule, nsn)
+    return nsn
+
+
+def _region_from_list(country: _Country, nsn: str) -> str | None:
+    for region, leading_digits, types in country.candidates:
+        if leading_digits is not None:
+            if leading_digits(nsn):
+                return region
+        elif types is not None and _type_of(nsn, types) != T.UNKNOWN:
+            return region
+    return None
+
+
+def _matches(nsn: str, desc: _Desc | None) -> bool:
+    if desc is None or desc.fullmatch is None:
+        return False
+    if desc.lengths and len(nsn) not in desc.lengths:
+        return False
+    return desc.fullmatch(nsn) is not None
+
+
+def _type_of(nsn: str, types: _Types) -> int:
+    if not _matches(nsn, types.general):
+        return T.UNKNOWN
+    for desc, kind in types.special:
+        if _matches(nsn, desc):
+            return kind
+    if _matches(nsn, types.fixed_line):
+        if types.same_mobile_and_fixed_line or _matches(nsn, types.mobile):
+            return T.FIXED_LINE_OR_MOBILE
+        return T.FIXED_LINE
+    if not types.same_mobile_and_fixed_line and _matches(nsn, types.mobile):
+        return T.MOBILE
+    return T.UNKNOWN
+
+
+@cache
+def _country(code: int) -> _Country | None:
+    regions = COUNTRY_CODE_TO_REGION_CODE.get(code)
+    if regions is None:
+        return None
+    candidates: list[tuple[str, _Match | None, _Types | None]] = []
+    if len(regions) > 1:
+        for region in regions:
+            metadata = PhoneMetadata.metadata_for_region(region.upper(), None)
+            if metadata is None:
+                continue
+            leading = metadata.leading_digits
+            if leading is not None:
+                candidates.append((region, re.compile(leading).match, None))
+            else:
+                candidates.append((region, None, _types_of(metadata)))
+    main = pn.region_code_for_country_code(code)
+    metadata = PhoneMetadata.metadata_for_region_or_calling_code(code, main.upper())
+    formats = None if metadata is None else tuple(map(_format_of, metadata.number_format))
+    return _Country(tuple(regions), tuple(candidates), formats)
+
+
+@cache
+def _types(code: int, region: str | None) -> _Types | None:
+    if region is None:  # no region claims the number: phonenumbers finds no metadata either
+        return None
+    metadata = PhoneMetadata.metadata_for_region_or_calling_code(code, region)
+    return None if metadata is None else _types_of(metadata)
+
+
+def _types_of(metadata: Any) -> _Types:
+    special = (
+        (metadata.premium_rate, T.PREMIUM_RATE),
+        (metadata.toll_free, T.TOLL_FREE),
+        (metadata.shared_cost, T.SHARED_COST),
+        (metadata.voip, T.VOIP),
+        (metadata.personal_number, T.PERSONAL_NUMBER),
+        (metadata.pager, T.PAGER),
+        (metadata.uan, T.UAN),
+        (metadata.voicemail, T.VOICEMAIL),
+    )
+    return _Types(
+        general=_desc(metadata.general_desc),
+        special=tuple((_desc(desc), kind) for desc, kind in special),
+        fixed_line=_desc(metadata.fixed_line),
+        mobile=_desc(metadata.mobile),
+        same_mobile_and_fixed_line=bool(metadata.same_mobile_and_fixed_line_pattern),
+    )
+
+
+def _desc(desc: Any) -> _Desc | None:
+    if desc is None:
+        return None
+    pattern = desc.national_number_pattern
+    return _Desc(
+        lengths=frozenset(desc.possible_length or ()),
+        fullmatch=re.compile(pattern).fullmatch if pattern else None,
+    )
+
+
+def _format_of(fmt: Any) -> _Format:
+    leading = fmt.leading_digits_pattern
+    rule = fmt.format
+    if fmt.national_prefix_formatting_rule:
+        # As phonenumbers' _format_nsn_using_pattern builds it for the NATIONAL format.
+        rule = re.sub(_FIRST_GROUP_PATTERN, fmt.national_prefix_formatting_rule, rule, count=1)
+    return _Format(
+        leading_digits=re.compile(leading[-1]).match if len(leading) > 0 else None,
+        pattern=re.compile(fmt.pattern),
+        rule=rule,
+    )
