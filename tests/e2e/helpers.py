@@ -7,7 +7,7 @@ import itertools
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,7 @@ class ClockDriver(threading.Thread):
         quiet_s: float = 2.0,
         step_s: float = 16.5 * 60,
         max_advances: int = 6,
+        ready: Callable[[], bool] | None = None,
     ) -> None:
         super().__init__(daemon=True, name="clock-driver")
         self.base = sandbox_url.rstrip("/")
@@ -66,6 +67,7 @@ class ClockDriver(threading.Thread):
         self.step_s = step_s
         self.max_advances = max_advances
         self.advances = 0
+        self.ready = ready  # an extra condition, e.g. "every number that replies is verified"
         self._halt = threading.Event()
 
     def requests(self, http: httpx.Client) -> int:
@@ -78,7 +80,11 @@ class ClockDriver(threading.Thread):
                 now_requests = self.requests(http)
                 if now_requests != last:
                     last, since = now_requests, time.monotonic()
-                elif last > 0 and time.monotonic() - since >= self.quiet_s:
+                elif (
+                    last > 0
+                    and time.monotonic() - since >= self.quiet_s
+                    and (self.ready is None or self.ready())
+                ):
                     http.post(f"{self.base}/_sandbox/clock", json={"advance_s": self.step_s})
                     self.advances += 1
                     since = time.monotonic()

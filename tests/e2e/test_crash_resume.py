@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from callerid.sandbox import DEFAULT_AUTH_ID
 from tests.e2e.conftest import World
 from tests.e2e.helpers import (
     ClockDriver,
@@ -90,7 +91,26 @@ def test_sigkill_mid_run_then_rerun_initiates_nothing_twice(
 
     from flows.bulk_verify import bulk_verify
 
-    driver = ClockDriver(world.sandbox.url, quiet_s=2.0)
+    killed_at = world.sandbox.backend.clock.now()
+    replying = [n for n in numbers if n not in never]
+
+    def ready() -> bool:
+        """Every number that replies is verified, or waits on what the dead run left behind
+        (an OTP it asked for, or an intent row): only the clock ends those waits. So a quiet
+        moment never expires a reply still on its way."""
+        with world.ledger.unit_of_work() as uow:
+            for number in replying:
+                if world.caller_id(number) is not None:
+                    continue
+                sent = world.sandbox.backend.messages(number)
+                if sent and max(m.sent_at for m in sent) < killed_at:
+                    continue
+                row = uow.numbers.get(DEFAULT_AUTH_ID, number)
+                if row is None or row.status != "initiating" or row.last_run_id == "crash-rerun":
+                    return False
+        return True
+
+    driver = ClockDriver(world.sandbox.url, quiet_s=2.0, ready=ready)
     driver.start()
     try:
         result = asyncio.run(bulk_verify(**{**params, "run_id": "crash-rerun"}))
