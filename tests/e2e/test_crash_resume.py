@@ -88,6 +88,10 @@ def test_sigkill_mid_run_then_rerun_initiates_nothing_twice(
             child.stderr.close()
     sent_before = len(sandbox_json(world.sandbox.url, "messages")["messages"])
     assert sent_before < len(numbers), "the child finished before it was killed"
+    with world.ledger.unit_of_work() as uow:
+        counts = uow.numbers.counts_by_status(DEFAULT_AUTH_ID)
+    live = sum(counts[s] for s in ("initiating", "initiated", "completing"))  # type: ignore[index]
+    assert live > 0, counts  # the kill left verifications whose OTP may still be valid
 
     from flows.bulk_verify import bulk_verify
 
