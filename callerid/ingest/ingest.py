@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from functools import cache
 from os import PathLike
@@ -37,7 +38,7 @@ from callerid.ingest.models import (
     WarningKind,
 )
 from callerid.ingest.normalise import Failure, Normalised
-from callerid.ingest.parallel import normalise_all
+from callerid.ingest.parallel import iter_outcomes, start_helpers
 from callerid.ingest.reader import Table, read_table
 
 
@@ -71,8 +72,16 @@ def ingest_csv(
         default_region, default_channel, default_subaccount
     )
     check_encoding(encoding)  # a bad option is reported before the file is even opened
-    with _gc_paused():
-        return _ingest(Path(path), region, channel, subaccount, encoding, workers)
+    file = Path(path)
+    with _gc_paused(), start_helpers(workers, file_bytes=_size(file)) as pool:
+        return _ingest(file, region, channel, subaccount, encoding, workers, pool)
+
+
+def _size(file: Path) -> int:
+    try:
+        return file.stat().st_size
+    except OSError:
+        return 0  # reading it will say what is wrong
 
 
 @contextmanager
@@ -95,6 +104,7 @@ def _ingest(
     subaccount: str | None,
     encoding: str | None,
     workers: int,
+    pool: ProcessPoolExecutor | None,
 ) -> IngestResult:
     table, used_encoding = _read(file, encoding)
     columns = map_columns(table.header, path=str(file))
@@ -102,12 +112,13 @@ def _ingest(
     blank_lines, delimiter = table.blank_lines, table.delimiter
     del table  # its per-line cell lists are a third of the peak memory at 100k rows
     countries = [parse_country(row.country) for row in rows]
-    outcomes = normalise_all(
+    outcomes = iter_outcomes(
         [
             (row.raw, country if isinstance(country, str) else region)
             for row, country in zip(rows, countries, strict=True)
         ],
         workers=workers,
+        pool=pool,
     )
     builder = _Builder(channel, subaccount)
     for row, country, outcome in zip(rows, countries, outcomes, strict=True):
