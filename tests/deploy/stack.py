@@ -142,13 +142,21 @@ class PrefectStack:
         )
         return str(run["id"])
 
-    def wait_flow_run(self, run_id: str, timeout_s: float) -> dict[str, Any]:
+    def wait_flow_run(
+        self, run_id: str, timeout_s: float, *, give_up: bool = False
+    ) -> dict[str, Any]:
+        """The run once final. After `timeout_s`: raise, or with `give_up` cancel it (forced)
+        and return it as it was, for the caller's assertions to report."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             run = self.api("GET", f"/flow_runs/{run_id}")
             if run["state_type"] in FINAL_STATES:
                 return dict(run)
             time.sleep(1)
+        if give_up:
+            cancel = {"state": {"type": "CANCELLED", "message": "test timeout"}, "force": True}
+            self.api("POST", f"/flow_runs/{run_id}/set_state", cancel)
+            return dict(run)
         tails = "\n\n".join(f"--- {p.name}\n{p.tail()}" for p in self.procs)
         raise TimeoutError(f"flow run {run_id} not final after {timeout_s} s\n{tails}")
 

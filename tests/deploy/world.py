@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -97,10 +97,13 @@ def run_deployment(stack: PrefectStack, deployment: str, params: dict[str, Any])
     return run
 
 
+def _at(run: dict[str, Any], key: str) -> datetime:
+    value = run.get(key)  # unset while a run has not started / not ended
+    return datetime.fromisoformat(value) if value else datetime.now(UTC)
+
+
 def timing(run: dict[str, Any]) -> str:
-    created, start, end = (
-        datetime.fromisoformat(run[k]) for k in ("created", "start_time", "end_time")
-    )
+    created, start, end = (_at(run, k) for k in ("created", "start_time", "end_time"))
     waited, ran = (start - created).total_seconds(), (end - start).total_seconds()
     return f"waited {waited:.1f} s, ran {ran:.1f} s"
 
@@ -115,6 +118,7 @@ def latest_report(output_dir: Path) -> dict[str, list[str]]:
 
 
 def overlap_s(a: dict[str, Any], b: dict[str, Any]) -> float:
-    start = max(datetime.fromisoformat(a["start_time"]), datetime.fromisoformat(b["start_time"]))
-    end = min(datetime.fromisoformat(a["end_time"]), datetime.fromisoformat(b["end_time"]))
+    """Seconds both runs were running (a run given up on counts as running until now)."""
+    start = max(_at(a, "start_time"), _at(b, "start_time"))
+    end = min(_at(a, "end_time"), _at(b, "end_time"))
     return (end - start).total_seconds()
