@@ -174,7 +174,11 @@ def register(app: typer.Typer) -> None:
             target=context.run, args=(_run_flow, params, box), name="bulk-verify"
         )
         thread.start()
-        _watch(thread, paths)
+        if dry_run:
+            with console.status("planning (nothing is sent)"):
+                thread.join()
+        else:
+            _watch(thread, paths)
         if "error" in box:
             console.print(f"[red]run {run_id} failed: {box['error']!r}")
             raise typer.Exit(1)
