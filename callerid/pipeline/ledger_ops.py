@@ -7,17 +7,20 @@ transition and checks each move against the state machine.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from sqlalchemy.orm.exc import StaleDataError
 
 from callerid.inbox import store
 from callerid.inbox.matcher import match_new_messages
 from callerid.inbox.models import MatchedCode
-from callerid.ledger import OTP_WINDOW, recover_interrupted, states
+from callerid.ledger import OTP_WINDOW, ConcurrentUpdateError, recover_interrupted, states
 from callerid.ledger.models import FINAL_STATUSES, Number, NumberStatus
 from callerid.pipeline.ledger_reads import (
     LIVE,
@@ -36,6 +39,9 @@ if TYPE_CHECKING:
     from callerid.pipeline.steps import Outcome
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
+_CONFLICT_RETRIES = 3
 
 __all__ = [
     "MatchedCode",
@@ -47,6 +53,24 @@ __all__ = [
     "waiting_for_person",
     "work",
 ]
+
+
+def _retry_on_conflict(fn: Callable[P, R]) -> Callable[P, R]:
+    """Redo a ledger write (fresh rows, fresh unit of work) when another process changed one of
+    its rows between read and commit: the rows are re-read and re-checked each time."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        for attempt in range(1, _CONFLICT_RETRIES + 1):
+            try:
+                return fn(*args, **kwargs)
+            except (ConcurrentUpdateError, StaleDataError):
+                if attempt == _CONFLICT_RETRIES:
+                    raise
+                log.info("%s: a row changed under us; retrying", fn.__name__)
+        raise AssertionError("unreachable")
+
+    return wrapper
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +145,7 @@ def claim_for_initiate(pipeline: Pipeline, limit: int, now: datetime) -> list[Ta
     return targets
 
 
+@_retry_on_conflict
 def record_initiations(pipeline: Pipeline, results: Sequence[Outcome], sent_at: datetime) -> None:
     now = pipeline.clock.now()
     with pipeline.ledger.unit_of_work() as uow:
@@ -161,22 +186,34 @@ def record_initiations(pipeline: Pipeline, results: Sequence[Outcome], sent_at: 
 
 
 def claim_matched(pipeline: Pipeline, now: datetime) -> list[MatchedCode]:
-    """Match new inbox messages to live verifications; mark those numbers `completing`."""
-    with pipeline.ledger.unit_of_work() as uow:
-        codes = match_new_messages(uow, pipeline.account, now)
-        rows = {r.e164: r for r in rows_of(uow.session, pipeline.account, [c.e164 for c in codes])}
-        for code in codes:
-            uow.numbers.transition(
-                rows[code.e164],
-                NumberStatus.COMPLETING,
-                reason="code received",
-                run_id=pipeline.run_id,
-                now=now,
-            )
-        uow.commit()
-    return codes
+    """Match new inbox messages to live verifications; mark those numbers `completing`.
+
+    Two runs of one account see the same inbox: a number another run has just claimed is
+    skipped, and if the other run's claim lands between our read and our commit, this round
+    claims nothing (the codes stay `new`; the next round tries again).
+    """
+    try:
+        with pipeline.ledger.unit_of_work() as uow:
+            codes = match_new_messages(uow, pipeline.account, now)
+            wanted = [c.e164 for c in codes]
+            rows = {r.e164: r for r in rows_of(uow.session, pipeline.account, wanted)}
+            claimed = [c for c in codes if rows[c.e164].status == NumberStatus.INITIATED.value]
+            for code in claimed:
+                uow.numbers.transition(
+                    rows[code.e164],
+                    NumberStatus.COMPLETING,
+                    reason="code received",
+                    run_id=pipeline.run_id,
+                    now=now,
+                )
+            uow.commit()
+    except (ConcurrentUpdateError, StaleDataError):
+        log.info("another run claimed some of these codes first; next round")
+        return []
+    return claimed
 
 
+@_retry_on_conflict
 def record_completions(
     pipeline: Pipeline, codes: Sequence[MatchedCode], results: Sequence[Outcome]
 ) -> None:
@@ -220,6 +257,7 @@ def record_completions(
 # -- expiry, listing, recovery -------------------------------------------------------------------
 
 
+@_retry_on_conflict
 def expire_and_recover(pipeline: Pipeline, decision_now: datetime) -> dict[str, int]:
     """Expire what missed its window (re-queue or fail by attempts left) and resolve crash
     leftovers whose window has now passed, in one unit of work."""
@@ -243,6 +281,7 @@ def expire_and_recover(pipeline: Pipeline, decision_now: datetime) -> dict[str, 
     return counts
 
 
+@_retry_on_conflict
 def recover(pipeline: Pipeline, listed: set[str], decision_now: datetime) -> dict[str, int]:
     with pipeline.ledger.unit_of_work() as uow:
         counts = recover_interrupted(
@@ -257,6 +296,7 @@ def recover(pipeline: Pipeline, listed: set[str], decision_now: datetime) -> dic
     return counts
 
 
+@_retry_on_conflict
 def mark_listed(pipeline: Pipeline, listed: set[str]) -> dict[str, int]:
     """This run's numbers the account lists: `verified` if we had a verification going for
     them (it went through), else `already_verified`."""
