@@ -97,12 +97,6 @@ def test_two_workers_stay_under_the_account_limit(two_imports: TwoImports) -> No
     assert stats["rate_limited"] == 0, stats
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="pipeline bug, not the limiter's: two runs of one account both match the account's "
-    "new inbox codes (pipeline/ledger_ops.claim_matched) and race on the same numbers -> "
-    "ConcurrentUpdateError or IllegalTransitionError(completing -> completing) fails one run",
-)
 def test_both_concurrent_imports_verify_every_number(two_imports: TwoImports) -> None:
     for run, logs in zip(two_imports.runs, two_imports.logs, strict=True):
         assert run["state_type"] == "COMPLETED", logs
