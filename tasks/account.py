@@ -27,6 +27,7 @@ import threading
 from dataclasses import dataclass
 
 from callerid.plivo import RateLimiter, SlotSource, limiter_for
+from callerid.plivo.limiter import install_limiter
 from callerid.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -114,8 +115,6 @@ def install_shared_limiter(settings: Settings) -> RateLimiter:
     Done before any client exists (a deployment pull step, or the start of a flow), so every
     client of this process, whichever module builds it, shares the one GCL-fed bucket.
     """
-    from callerid.plivo import limiter as limiter_module
-
     auth_id = settings.plivo_auth_id
     if not auth_id:
         raise ValueError("no PLIVO_AUTH_ID: cannot pick the account's rate limiter")
@@ -130,10 +129,8 @@ def install_shared_limiter(settings: Settings) -> RateLimiter:
             slot_source=gcl_slot_source(shape.name),
             slot_block=shape.block,
         )
-        # limiter_for has no public "install": its registry is the one place every client of
-        # this process looks, so the GCL-fed limiter goes there (first come, as limiter_for does).
-        with limiter_module._registry_lock:
-            existing = limiter_module._registry.setdefault(auth_id, limiter)
+        # The registry is the one place every client of this process looks for its limiter.
+        existing = install_limiter(auth_id, limiter)
         if existing is not limiter:
             # A client of this process already paces with a plain limiter; a second bucket would
             # double this process's rate, so keep it (pacing stays right, sharing is off).

@@ -273,6 +273,16 @@ _registry: dict[str, RateLimiter] = {}
 _registry_lock = threading.Lock()
 
 
+def install_limiter(auth_id: str, limiter: RateLimiter) -> RateLimiter:
+    """Register `limiter` as the account's process-wide limiter unless one is already in force.
+
+    Returns the limiter in force: `limiter` itself, or the earlier one (first registration wins,
+    as in `limiter_for`); a caller can tell which by identity.
+    """
+    with _registry_lock:
+        return _registry.setdefault(auth_id, limiter)
+
+
 def limiter_for(
     auth_id: str, max_requests: int | None = None, period_s: float | None = None
 ) -> RateLimiter:

@@ -12,7 +12,13 @@ import time
 
 import pytest
 
-from callerid.plivo.limiter import PacingWindow, Priority, RateLimiter, limiter_for
+from callerid.plivo.limiter import (
+    PacingWindow,
+    Priority,
+    RateLimiter,
+    install_limiter,
+    limiter_for,
+)
 
 # (now, expected delay before a grant, grant?)
 Step = tuple[float, float, bool]
@@ -243,3 +249,11 @@ def test_registry_first_registration_wins_whatever_the_order(
         assert limiter_for("MAREGISTRYTEST000004", 100, 2.0) is explicit
     assert (explicit.max_requests, explicit.period_s) == (100, 2.0)
     assert caplog.records == []
+
+
+def test_install_limiter_registers_only_when_none_is_in_force() -> None:
+    mine = RateLimiter(10, 1.0)
+    assert install_limiter("MAREGISTRYTEST000005", mine) is mine
+    assert limiter_for("MAREGISTRYTEST000005") is mine
+    later = RateLimiter(20, 1.0)
+    assert install_limiter("MAREGISTRYTEST000005", later) is mine  # first registration wins
