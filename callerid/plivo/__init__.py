@@ -21,8 +21,9 @@ from callerid.plivo.errors import (
     VerificationNotFoundError,
     error_for_status,
 )
-from callerid.plivo.limiter import PacingWindow, Priority, RateLimiter, SlotSource, limiter_for
+from callerid.plivo.limiter import Priority, RateLimiter, SlotSource, limiter_for
 from callerid.plivo.models import CallerId, Channel, Initiation, Page, parse_timestamp
+from callerid.plivo.pacing import PacingWindow
 from callerid.plivo.retry import RetryPolicy, parse_retry_after
 
 __all__ = [

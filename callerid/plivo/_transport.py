@@ -115,11 +115,14 @@ class Transport:
         granted_at = await self._limiter.acquire(priority)
         trace.attempts += 1
         limiter = self._limiter
+        stamp: list[float] = []  # the request's slot in the limiter, once it is on the wire
 
         async def on_wire(event: str, info: Mapping[str, Any]) -> None:
             # httpcore's trace hook: the request starts leaving now (any connection set up)
             if event.endswith("send_request_headers.started"):
-                limiter.sent(granted_at)
+                stamp.append(limiter.sent(stamp.pop() if stamp else granted_at))
+            elif event.endswith("receive_response_headers.complete") and stamp:
+                limiter.answered(stamp.pop())  # counted later by any delay on its way
 
         start = time.monotonic()
         try:
@@ -135,6 +138,8 @@ class Transport:
                 phone_number=phone_number,
             ) from exc
         except httpx.TransportError as exc:
+            if stamp:  # sent, never answered: the server may have counted it until now
+                limiter.answered(stamp.pop())
             trace.unanswered_attempts += 1
             self._log(method, path, type(exc).__name__, trace.attempts, start)
             if not repeatable:

@@ -1,13 +1,17 @@
 """Pacing for one Plivo account: never more than N requests in any period, yet close to N/period.
 
-Two rules decide when the next request may go (`PacingWindow`, pure arithmetic on a clock value):
+Two rules decide when the next request may go (`PacingWindow` in pacing.py, pure arithmetic on a
+clock value):
 
 * a sliding-window log of the last N requests: a grant needs the N-th previous one to be at least
   `period_s + margin_s` old, so no window of `period_s` ever holds more than N. A request counts
   from its grant, moved to the moment it reached the wire when the transport reports that
-  (`sent()`): a request that first waited for a new connection reaches the server late. The margin
-  absorbs the remaining jitter between that moment and the server's arrival clock; every 429
-  reported through `rate_limited()` widens it a little for the next N grants.
+  (`sent()`): a request that first waited for a new connection reaches the server late. When its
+  answer comes (`answered()`), it moves again by its round trip's excess over the fastest recent
+  round trip: a request held up on the way (a stalled event loop, a busy server, the GIL of an
+  in-process sandbox) may have been counted that much later. The margin absorbs what is left
+  (clock differences); every 429 reported through `rate_limited()` widens it a little for the
+  next N grants.
 * a GCRA bucket at the same rate with a small burst (N/20): without it the first N grants would go
   out at once, sit in the HTTP connection pool and reach the server spread out, and the next N
   (granted exactly one period later) would land inside the same server window -> 429s.
@@ -34,7 +38,6 @@ concurrency limit: the limiter awaits `slot_source(block)` before spending a blo
 from __future__ import annotations
 
 import asyncio
-import bisect
 import heapq
 import itertools
 import logging
@@ -42,6 +45,8 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from enum import IntEnum
+
+from callerid.plivo.pacing import PacingWindow
 
 SlotSource = Callable[[int], Awaitable[None]]
 
@@ -53,66 +58,6 @@ _FETCH_POLL_S = 0.01
 class Priority(IntEnum):
     NORMAL = 0
     HIGH = 1  # completions: an OTP expires 15 minutes after its initiation
-
-
-class PacingWindow:
-    """The timing rules, on plain float seconds; not thread-safe (RateLimiter locks around it)."""
-
-    def __init__(
-        self, max_requests: int, period_s: float, *, margin_s: float = 0.1, burst: int | None = None
-    ) -> None:
-        if max_requests < 1 or period_s <= 0 or margin_s < 0:
-            raise ValueError("need max_requests >= 1, period_s > 0 and margin_s >= 0")
-        self.max_requests = max_requests
-        self.period_s = period_s
-        self.margin_s = margin_s
-        self.burst = max(1, min(max_requests, burst or max_requests // 20))
-        # Widened by each 429 (our margin was too thin for this server/network) and narrowed
-        # again over the next N grants, never beyond 5% of the period.
-        self.extra_s = 0.0
-        self.max_extra_s = 0.05 * period_s
-        self.widen_step_s = 0.02
-        self._times: list[float] = []  # the latest N request times, ascending
-        self._tat = float("-inf")  # GCRA "theoretical arrival time"
-
-    @property
-    def span_s(self) -> float:
-        return self.period_s + self.margin_s + self.extra_s
-
-    @property
-    def interval_s(self) -> float:
-        return self.span_s / self.max_requests
-
-    def widen(self) -> None:
-        """The server answered 429: keep requests further apart for a while."""
-        self.extra_s = min(self.max_extra_s, self.extra_s + self.widen_step_s)
-
-    def delay(self, now: float) -> float:
-        """Seconds from `now` until the next grant is allowed (0 = now)."""
-        wait = self._tat - (self.burst - 1) * self.interval_s - now
-        if len(self._times) == self.max_requests:
-            wait = max(wait, self._times[0] + self.span_s - now)
-        return max(0.0, wait)
-
-    def record(self, now: float) -> None:
-        self._insert(now)
-        self._tat = max(self._tat, now) + self.interval_s
-        if self.extra_s:
-            self.extra_s = max(0.0, self.extra_s - self.widen_step_s / self.max_requests)
-
-    def move(self, old: float, new: float) -> None:
-        """A request granted at `old` really left at `new` (later): count it from then on."""
-        if new <= old:
-            return
-        i = bisect.bisect_left(self._times, old)
-        if i < len(self._times) and self._times[i] == old:
-            del self._times[i]
-        self._insert(new)
-
-    def _insert(self, value: float) -> None:
-        bisect.insort(self._times, value)
-        if len(self._times) > self.max_requests:
-            del self._times[0]
 
 
 class _Waiter:
@@ -233,14 +178,21 @@ class RateLimiter:
         with self._lock:
             self._window.widen()
 
-    def sent(self, granted_at: float, at: float | None = None) -> None:
+    def sent(self, granted_at: float, at: float | None = None) -> float:
         """The request granted at `granted_at` went on the wire at `at` (default: now).
 
         A grant is counted from its grant time; a request that waited for a new connection (a TLS
         handshake, a cold start) reaches the server later, and counting it from then keeps the
-        N-th request after it from landing inside the server's window."""
+        N-th request after it from landing inside the server's window. Returns the request's stamp
+        (pass it to `answered()`)."""
         with self._lock:
-            self._window.move(granted_at, self._clock() if at is None else at)
+            return self._window.move(granted_at, self._clock() if at is None else at)
+
+    def answered(self, stamp: float, at: float | None = None) -> float:
+        """The request stamped `stamp` (by `sent()`, else its grant) got an answer at `at`
+        (default: now): it counts later by its round trip's excess over the recent floor."""
+        with self._lock:
+            return self._window.answered(stamp, self._clock() if at is None else at)
 
     async def _fetch_slots(self) -> None:
         assert self._slot_source is not None

@@ -140,15 +140,20 @@ async def test_requests_are_counted_from_when_they_reach_the_wire(
             super().__init__(300, 5.0)
             self.grants: list[float] = []
             self.on_wire: list[float] = []
+            self.answers: list[float] = []
 
         async def acquire(self, priority: Priority = Priority.NORMAL) -> float:
             granted = await super().acquire(priority)
             self.grants.append(granted)
             return granted
 
-        def sent(self, granted_at: float, at: float | None = None) -> None:
+        def sent(self, granted_at: float, at: float | None = None) -> float:
             self.on_wire.append(granted_at)
-            super().sent(granted_at, at)
+            return super().sent(granted_at, at)
+
+        def answered(self, stamp: float, at: float | None = None) -> float:
+            self.answers.append(stamp)
+            return super().answered(stamp, at)
 
     limiter = WatchedLimiter()
     control(sandbox, "POST", "caller_ids", phone_number=NUMBER)
@@ -156,3 +161,5 @@ async def test_requests_are_counted_from_when_they_reach_the_wire(
         await asyncio.gather(*(c.get(NUMBER) for _ in range(5)))
     assert len(limiter.grants) == 5
     assert sorted(limiter.on_wire) == sorted(limiter.grants)
+    assert len(limiter.answers) == 5  # each answer reported once, from its on-wire stamp
+    assert all(a >= g for a, g in zip(sorted(limiter.answers), sorted(limiter.grants), strict=True))

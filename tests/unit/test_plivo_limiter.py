@@ -12,13 +12,8 @@ import time
 
 import pytest
 
-from callerid.plivo.limiter import (
-    PacingWindow,
-    Priority,
-    RateLimiter,
-    install_limiter,
-    limiter_for,
-)
+from callerid.plivo.limiter import Priority, RateLimiter, install_limiter, limiter_for
+from callerid.plivo.pacing import PacingWindow
 
 # (now, expected delay before a grant, grant?)
 Step = tuple[float, float, bool]
