@@ -34,8 +34,11 @@ class _Types(NamedTuple):
     """One region's metadata, as `_number_type_helper` reads it."""
 
     general: _Desc | None
-    special: tuple[tuple[_Desc | None, int], ...]  # premium rate ... voicemail, in its order
-    fixed_line: _Desc | None
+    # The special types (premium rate ... voicemail), fixed line and mobile in phonenumbers'
+    # order, as one alternation: its first alternative that matches the whole number is the
+    # first type phonenumbers would find. None: no type has a pattern.
+    first_type: _Match | None
+    kinds: dict[str, int]  # the alternation's group name -> type
     mobile: _Desc | None
     same_mobile_and_fixed_line: bool
 
@@ -98,18 +101,15 @@ def _matches(nsn: str, desc: _Desc | None) -> bool:
 
 
 def _type_of(nsn: str, types: _Types) -> int:
-    if not _matches(nsn, types.general):
+    if not _matches(nsn, types.general) or types.first_type is None:
         return T.UNKNOWN
-    for desc, kind in types.special:
-        if _matches(nsn, desc):
-            return kind
-    if _matches(nsn, types.fixed_line):
-        if types.same_mobile_and_fixed_line or _matches(nsn, types.mobile):
-            return T.FIXED_LINE_OR_MOBILE
-        return T.FIXED_LINE
-    if not types.same_mobile_and_fixed_line and _matches(nsn, types.mobile):
-        return T.MOBILE
-    return T.UNKNOWN
+    found = types.first_type(nsn)
+    if found is None:
+        return T.UNKNOWN
+    kind = types.kinds[found.lastgroup or ""]
+    if kind == T.FIXED_LINE and (types.same_mobile_and_fixed_line or _matches(nsn, types.mobile)):
+        return T.FIXED_LINE_OR_MOBILE
+    return kind
 
 
 @cache
@@ -143,7 +143,8 @@ def _types(code: int, region: str | None) -> _Types | None:
 
 
 def _types_of(metadata: Any) -> _Types:
-    special = (
+    same = bool(metadata.same_mobile_and_fixed_line_pattern)
+    ordered = [
         (metadata.premium_rate, T.PREMIUM_RATE),
         (metadata.toll_free, T.TOLL_FREE),
         (metadata.shared_cost, T.SHARED_COST),
@@ -152,14 +153,32 @@ def _types_of(metadata: Any) -> _Types:
         (metadata.pager, T.PAGER),
         (metadata.uan, T.UAN),
         (metadata.voicemail, T.VOICEMAIL),
-    )
+        (metadata.fixed_line, T.FIXED_LINE),
+    ]
+    if not same:  # the same pattern: a mobile match is a fixed-line match, found before it
+        ordered.append((metadata.mobile, T.MOBILE))
+    alternatives, kinds = [], {}
+    for desc, kind in ordered:
+        if desc is None or not desc.national_number_pattern or desc.possible_length == (-1,):
+            continue  # phonenumbers: no pattern, or length -1 ("none of this type"): no match
+        name = f"t{kind}"
+        kinds[name] = kind
+        alternatives.append(f"(?P<{name}>{_length_check(desc)}(?:{desc.national_number_pattern}))")
     return _Types(
         general=_desc(metadata.general_desc),
-        special=tuple((_desc(desc), kind) for desc, kind in special),
-        fixed_line=_desc(metadata.fixed_line),
+        first_type=re.compile("|".join(alternatives)).fullmatch if alternatives else None,
+        kinds=kinds,
         mobile=_desc(metadata.mobile),
-        same_mobile_and_fixed_line=bool(metadata.same_mobile_and_fixed_line_pattern),
+        same_mobile_and_fixed_line=same,
     )
+
+
+def _length_check(desc: Any) -> str:
+    """A look-ahead for the desc's possible lengths (none: any length, phonenumbers' rule)."""
+    lengths = sorted(set(desc.possible_length or ()))
+    if not lengths:
+        return ""
+    return "(?=(?:" + "|".join(f".{{{n}}}" for n in lengths) + r")\Z)"
 
 
 def _desc(desc: Any) -> _Desc | None:

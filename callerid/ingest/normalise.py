@@ -21,7 +21,7 @@ from phonenumbers import ValidationResult as Possible
 from callerid.ingest.classify import national_format, region_and_type
 from callerid.ingest.cleaning import clean, has_letters
 from callerid.ingest.models import NumberType, RejectReason
-from callerid.ingest.quick_parse import parse_international
+from callerid.ingest.quick_parse import parse_international, parse_national
 
 _TYPE_NAMES = {getattr(PhoneNumberType, t.name): t for t in NumberType}
 _UNKNOWN = PhoneNumberType.UNKNOWN
@@ -112,7 +112,7 @@ def normalise_batch(items: Sequence[tuple[str, str]]) -> list[Outcome]:
 
 def _parse(text: str, region: str) -> pn.PhoneNumber | int:
     """The parsed number, or phonenumbers' error type."""
-    number = parse_international(text)
+    number = parse_international(text) if text[:1] == "+" else parse_national(text, region)
     if number is not None:
         return number
     try:

@@ -1,11 +1,14 @@
-"""A short cut through `phonenumbers.parse` for the commonest cell: `+`, then digits.
+"""Short cuts through `phonenumbers.parse` for the commonest cells: `+` then digits, and digits
+written nationally.
 
 `pn.parse` spends most of its time on what such a cell does not have (an exit code, letters, an
-extension, a national prefix), and it is half of the ingest's run time. For `+44 20 7946 0958`,
-`+1-415-555-2671` or `+4930901820` this builds the same `PhoneNumber` directly from phonenumbers'
-own country-code table. Wherever parse might decide differently (the national number could start
-with a national prefix that parse would strip), it declines and parse runs as usual. The tests
-compare the two on every region's example numbers and on random input.
+extension, other scripts' digits), and it was half of the ingest's run time. For `+44 20 7946 0958`,
+`+1-415-555-2671` or `+4930901820` `parse_international` builds the same `PhoneNumber` directly
+from phonenumbers' own country-code table; for `(020) 7946 0958` in GB `parse_national` strips the
+national prefix with phonenumbers' own step. Wherever parse might decide differently (a national
+prefix after a `+` country code, an exit code or the region's country code in front of a national
+number), they decline and parse runs as usual. The tests compare them with parse on every region's
+example numbers and on random input.
 """
 
 from __future__ import annotations
@@ -13,13 +16,28 @@ from __future__ import annotations
 import re
 
 import phonenumbers as pn
-from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata
+from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata, ValidationResult
+
+# phonenumbers' own steps, so that the short cut cannot drift from parse (the version is locked,
+# and the tests compare both on every region's examples and on random digits).
+from phonenumbers.phonenumberutil import (
+    _maybe_strip_national_prefix_carrier_code as _strip_national_prefix,
+)
+from phonenumbers.phonenumberutil import (
+    _set_italian_leading_zeros_for_phone_number as _set_leading_zeros,
+)
+from phonenumbers.phonenumberutil import _test_number_length
 
 # ASCII digits only: parse maps other scripts' digits first, and so must the prefix check.
 _PLUS_DIGITS = re.compile(r"\+[1-9][0-9]{5,16}")  # parse's own bounds: an NSN of 2 to 17 digits
 _NO_PREFIX = re.compile(r"(?!)")  # never matches: for countries without a national prefix
 _ANYTHING = re.compile(r"")  # always matches: no metadata, so never take the short cut
 _prefix_by_code: dict[int, re.Pattern[str]] = {}
+_NOT_STRIPPED = (
+    ValidationResult.TOO_SHORT,
+    ValidationResult.IS_POSSIBLE_LOCAL_ONLY,
+    ValidationResult.INVALID_LENGTH,
+)
 
 
 def parse_international(text: str) -> pn.PhoneNumber | None:
@@ -65,3 +83,45 @@ def _national_prefix(code: int) -> re.Pattern[str]:
             pattern = re.compile(source) if source else _NO_PREFIX
         _prefix_by_code[code] = pattern
     return pattern
+
+
+# Digits written the way national numbers are: (020) 7946 0958, 415-555-2671, 8 (912) 345-67-89.
+_NATIONAL = re.compile(r"[0-9(][0-9 ().-]*")
+_DIGITS = re.compile(r"[0-9]{3,17}")
+_SEPARATORS = str.maketrans("", "", " ().-")
+_national_rules: dict[str, tuple[PhoneMetadata, re.Pattern[str], str] | None] = {}
+
+
+def parse_national(text: str, region: str) -> pn.PhoneNumber | None:
+    """The number `pn.parse(text, region)` returns for a nationally written cell, or None to let
+    parse decide (an exit code or the region's own country code in front, odd characters, no such
+    region, a length parse rejects). The national prefix is stripped by phonenumbers' own step."""
+    if not _NATIONAL.fullmatch(text):
+        return None
+    digits = text.translate(_SEPARATORS)
+    rules = _rules_for(region)
+    if rules is None or not _DIGITS.fullmatch(digits):
+        return None
+    metadata, exit_code, country_code = rules
+    if exit_code.match(digits) or digits.startswith(country_code):
+        return None
+    _, stripped, _ = _strip_national_prefix(digits, metadata)
+    if _test_number_length(stripped, metadata) not in _NOT_STRIPPED:
+        digits = stripped
+    if len(digits) < 2:
+        return None
+    number = pn.PhoneNumber(country_code=metadata.country_code, national_number=int(digits))
+    _set_leading_zeros(digits, number)
+    return number
+
+
+def _rules_for(region: str) -> tuple[PhoneMetadata, re.Pattern[str], str] | None:
+    """(metadata, exit-code pattern, country code as text) as parse uses them for `region`."""
+    if region not in _national_rules:
+        metadata = PhoneMetadata.metadata_for_region(region.upper(), None)
+        if metadata is None or metadata.country_code is None:
+            _national_rules[region] = None
+        else:
+            exit_code = re.compile(metadata.international_prefix or "NonMatch")
+            _national_rules[region] = (metadata, exit_code, str(metadata.country_code))
+    return _national_rules[region]
