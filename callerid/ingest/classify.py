@@ -54,6 +54,9 @@ class _Country(NamedTuple):
     # Only for codes shared by several regions: (region, leading-digits match or its types).
     candidates: tuple[tuple[str, _Match | None, _Types | None], ...]
     formats: tuple[_Format, ...] | None  # None: let phonenumbers format (no metadata)
+    # The formats as one alternation, in order: its first alternative whose leading digits and
+    # pattern match is the format phonenumbers picks. None: no formats.
+    pick_format: _Match | None
 
 
 def region_and_type(number: pn.PhoneNumber) -> tuple[str | None, int]:
@@ -70,16 +73,19 @@ def region_and_type(number: pn.PhoneNumber) -> tuple[str | None, int]:
     return region, T.UNKNOWN if types is None else _type_of(nsn, types)
 
 
-def national_format(number: pn.PhoneNumber) -> str:
-    """`pn.format_number(number, PhoneNumberFormat.NATIONAL)`."""
+def national_format(number: pn.PhoneNumber, nsn: str | None = None) -> str:
+    """`pn.format_number(number, PhoneNumberFormat.NATIONAL)`; `nsn`: the number's national
+    significant number when the caller has it already."""
     country = _country(number.country_code or 0)
     if country is None or country.formats is None or number.extension or not number.national_number:
         return pn.format_number(number, PhoneNumberFormat.NATIONAL)
-    nsn = pn.national_significant_number(number)
-    for fmt in country.formats:
-        if (fmt.leading_digits is None or fmt.leading_digits(nsn)) and fmt.pattern.fullmatch(nsn):
-            return fmt.pattern.sub(fmt.rule, nsn)
-    return nsn
+    if nsn is None:
+        nsn = pn.national_significant_number(number)
+    found = None if country.pick_format is None else country.pick_format(nsn)
+    if found is None:
+        return nsn
+    fmt = country.formats[int((found.lastgroup or "f")[1:])]
+    return fmt.pattern.sub(fmt.rule, nsn)
 
 
 def _region_from_list(country: _Country, nsn: str) -> str | None:
@@ -131,7 +137,7 @@ def _country(code: int) -> _Country | None:
     main = pn.region_code_for_country_code(code)
     metadata = PhoneMetadata.metadata_for_region_or_calling_code(code, main.upper())
     formats = None if metadata is None else tuple(map(_format_of, metadata.number_format))
-    return _Country(tuple(regions), tuple(candidates), formats)
+    return _Country(tuple(regions), tuple(candidates), formats, _format_picker(metadata))
 
 
 @cache
@@ -189,6 +195,15 @@ def _desc(desc: Any) -> _Desc | None:
         lengths=frozenset(desc.possible_length or ()),
         fullmatch=re.compile(pattern).fullmatch if pattern else None,
     )
+
+
+def _format_picker(metadata: Any) -> _Match | None:
+    alternatives = []
+    for i, fmt in enumerate(() if metadata is None else metadata.number_format):
+        leading = fmt.leading_digits_pattern
+        ahead = f"(?=(?:{leading[-1]}))" if len(leading) > 0 else ""
+        alternatives.append(f"(?P<f{i}>{ahead}(?:{fmt.pattern}))")
+    return re.compile("|".join(alternatives)).fullmatch if alternatives else None
 
 
 def _format_of(fmt: Any) -> _Format:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import phonenumbers as pn
-from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
+from phonenumbers import NumberParseException, PhoneNumberType
 from phonenumbers import ValidationResult as Possible
 
 from callerid.ingest.classify import national_format, region_and_type
@@ -128,17 +128,21 @@ def _parse(text: str, region: str) -> pn.PhoneNumber | int:
 
 
 def _format(found: list[tuple[int, pn.PhoneNumber, str | None, int, bool]]) -> list[Outcome]:
-    return [
-        Normalised(
-            e164=pn.format_number(number, PhoneNumberFormat.E164),
-            national=national_format(number),
-            region=region or "",
-            country_code=number.country_code or 0,
-            number_type=_TYPE_NAMES[kind],
-            assumed_plus=assumed_plus,
+    outcomes: list[Outcome] = []
+    for _, number, region, kind, assumed_plus in found:
+        nsn = pn.national_significant_number(number)
+        code = number.country_code or 0
+        outcomes.append(
+            Normalised(
+                f"+{code}{nsn}",  # pn.format_number(number, E164) for a number with no extension
+                national_format(number, nsn),
+                region or "",
+                code,
+                _TYPE_NAMES[kind],
+                assumed_plus,
+            )
         )
-        for _, number, region, kind, assumed_plus in found
-    ]
+    return outcomes
 
 
 def _explain(text: str, first: pn.PhoneNumber | int) -> Failure:
