@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
@@ -27,6 +28,8 @@ BATCH = 5000  # big enough for regex cache locality and cheap pickling, small en
 MIN_ROWS_FOR_HELPERS = 20_000
 # A file smaller than this cannot hold MIN_ROWS_FOR_HELPERS rows: no helpers are spawned early.
 _MIN_BYTES_PER_ROW = 8
+_QUEUED = 3  # batches given to each helper ahead of need, so that it never waits for work
+_SWITCH_INTERVAL_S = 0.0005
 
 # A batch's outcomes as plain values: (e164, national, region, code, type, assumed +) or
 # (reason, message).
@@ -63,11 +66,27 @@ def iter_outcomes(
         yield from _grouped(items)
         return
     batches = [items[i : i + BATCH] for i in range(0, len(items), BATCH)]
-    if pool is not None:
-        yield from _shared(batches, pool, helpers=workers - 1)
-        return
-    with _pool(workers - 1) as own:
-        yield from _shared(batches, own, helpers=workers - 1)
+    with _prompt_threads():
+        if pool is not None:
+            yield from _shared(batches, pool, helpers=workers - 1)
+            return
+        with _pool(workers - 1) as own:
+            yield from _shared(batches, own, helpers=workers - 1)
+
+
+@contextmanager
+def _prompt_threads() -> Iterator[None]:
+    """A shorter GIL switch interval while helpers work. The pool's threads in this process
+    feed batches to the helpers and read their outcomes back; with the default 5 ms they wait
+    behind this thread's normalising, and a helper that has finished a batch sits blocked on a
+    full pipe meanwhile (measured: 30-40 ms idle per batch; 2 processes 1.28 -> 1.37 of the
+    baseline with this and 3 batches queued per helper)."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(_SWITCH_INTERVAL_S)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
 
 
 def _grouped(items: Sequence[tuple[str, str]]) -> Iterator[Outcome]:
@@ -116,7 +135,7 @@ def _shared(
     ahead = 0  # batches before this one are done, running or being yielded
     for k in range(len(batches)):
         while k not in done:
-            while ahead < len(batches) and len(running) < 2 * helpers:
+            while ahead < len(batches) and len(running) < _QUEUED * helpers:
                 running[pool.submit(_normalise_packed, batches[ahead])] = ahead
                 ahead += 1
             for future in [f for f in running if f.done()]:

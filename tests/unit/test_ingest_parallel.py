@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from callerid.ingest import parallel
@@ -47,3 +49,18 @@ def test_helpers_without_an_early_pool_give_the_same_outcomes(
     assert {type(o) for o in expected} == {Normalised, Failure}
     assert normalise_all(items, workers=2) == expected
     assert normalise_all(items, workers=1) == expected
+
+
+def test_the_gil_switch_interval_is_short_only_while_helpers_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(parallel, "MIN_ROWS_FOR_HELPERS", 0)
+    monkeypatch.setattr(parallel, "BATCH", 3)
+    before = sys.getswitchinterval()
+    outcomes = parallel.iter_outcomes(CELLS * 2, workers=2)
+    next(outcomes)
+    assert sys.getswitchinterval() < before
+    outcomes.close()  # a caller that stops early (an error while sorting rows) restores it too
+    assert sys.getswitchinterval() == before
+    assert len(list(parallel.iter_outcomes(CELLS * 2, workers=2))) == 2 * len(CELLS)
+    assert sys.getswitchinterval() == before
