@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from functools import cache
+from operator import itemgetter
 from os import PathLike
 from pathlib import Path
 from typing import NamedTuple
@@ -87,12 +88,22 @@ def _size(file: Path) -> int:
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     """Build hundreds of thousands of objects without the cycle collector rescanning them all
-    (measured: a quarter of the run time at 100k rows). Nothing here makes cycles."""
+    (measured: a quarter of the run time at 100k rows). Nothing here makes cycles.
+
+    On the way out the objects still alive (the result's rows, long-lived by construction) go
+    straight to the oldest generation (`freeze` then `unfreeze`: two list splices) instead of
+    being walked by the young collection that the next allocation would start (0.06 s at 100k
+    rows). Young objects of the caller's are promoted with them: their garbage cycles, if any,
+    wait for the next full collection. Skipped when the caller froze objects itself (unfreeze
+    would thaw them)."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        if gc.get_freeze_count() == 0:
+            gc.freeze()
+            gc.unfreeze()
         if was_enabled:
             gc.enable()
 
@@ -146,8 +157,14 @@ def _split_cells(table: Table, columns: ColumnMap) -> tuple[list[_Cells], list[s
     width = len(columns.headers)
     at = columns.positions
     # A role the file lacks reads the cell at `width`, which is always made an empty one.
-    phone, country, channel = at["phone_number"], at.get("country", width), at.get("channel", width)
-    alias, subaccount = at.get("alias", width), at.get("subaccount", width)
+    roles = itemgetter(
+        at["phone_number"],
+        at.get("country", width),
+        at.get("channel", width),
+        at.get("alias", width),
+        at.get("subaccount", width),
+    )
+    extra_at = columns.extra
     overflow: dict[str, None] = {}
     rows: list[_Cells] = []
     for line, cells in table.records:
@@ -155,22 +172,13 @@ def _split_cells(table: Table, columns: ColumnMap) -> tuple[list[_Cells], list[s
             surplus = {f"column_{i + 1}": cells[i] for i in range(width, len(cells))}
             overflow.update(dict.fromkeys(surplus))
             cells = [*cells[:width], ""]
+            extra = {name: cells[i] for i, name in extra_at}
+            extra.update(surplus)
         else:
-            surplus = {}
-            cells = [*cells, *[""] * (width + 1 - len(cells))]
-        extra = {name: cells[i] for i, name in columns.extra}
-        extra.update(surplus)
-        rows.append(
-            _Cells(
-                cells[phone],
-                cells[country],
-                cells[channel],
-                cells[alias],
-                cells[subaccount],
-                line,
-                extra,
-            )
-        )
+            cells.extend([""] * (width + 1 - len(cells)))  # the reader's list: ours to pad
+            extra = {name: cells[i] for i, name in extra_at}
+        raw, country, channel, alias, subaccount = roles(cells)
+        rows.append(_Cells(raw, country, channel, alias, subaccount, line, extra))
     return rows, list(overflow)
 
 

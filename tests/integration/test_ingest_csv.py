@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gc
 import re
 from pathlib import Path
 
@@ -273,3 +274,25 @@ def test_two_processes_give_the_same_result(
     one = ingest_csv(SAMPLE, workers=1)
     two = ingest_csv(SAMPLE, workers=2)
     assert two == one
+
+
+def test_the_cycle_collector_is_left_as_it_was_found() -> None:
+    assert gc.isenabled()
+    result = ingest_csv(SAMPLE)
+    assert gc.isenabled()
+    # the result's rows went straight to the oldest generation, not through the young ones
+    oldest = {id(o) for o in gc.get_objects(generation=2)}
+    assert id(result.accepted[0]) in oldest
+    gc.disable()
+    try:
+        ingest_csv(SAMPLE)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    gc.freeze()  # a caller's frozen objects (a pre-fork server) stay frozen
+    try:
+        frozen = gc.get_freeze_count()
+        ingest_csv(SAMPLE)
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
