@@ -47,6 +47,10 @@ class _Format(NamedTuple):
     leading_digits: _Match | None
     pattern: re.Pattern[str]
     rule: str  # the format rule with the national prefix rule already put in
+    # The rule as a str.format template (`\1 \2` -> `{0} {1}`): expanding the one match that
+    # covers the number is what `sub` does, without its template machinery. None: the rule has
+    # something else (`\g<..>`, a reference followed by a digit) and sub expands it.
+    template: str | None
 
 
 class _Country(NamedTuple):
@@ -85,6 +89,9 @@ def national_format(number: pn.PhoneNumber, nsn: str | None = None) -> str:
     if found is None:
         return nsn
     fmt = country.formats[int((found.lastgroup or "f")[1:])]
+    match = fmt.pattern.match(nsn)  # what `sub` replaces first: the leftmost match, at 0
+    if fmt.template is not None and match is not None and match.end() == len(nsn):
+        return fmt.template.format(*[group or "" for group in match.groups()])
     return fmt.pattern.sub(fmt.rule, nsn)
 
 
@@ -212,8 +219,27 @@ def _format_of(fmt: Any) -> _Format:
     if fmt.national_prefix_formatting_rule:
         # As phonenumbers' _format_nsn_using_pattern builds it for the NATIONAL format.
         rule = re.sub(_FIRST_GROUP_PATTERN, fmt.national_prefix_formatting_rule, rule, count=1)
+    pattern = re.compile(fmt.pattern)
     return _Format(
         leading_digits=re.compile(leading[-1]).match if len(leading) > 0 else None,
-        pattern=re.compile(fmt.pattern),
+        pattern=pattern,
         rule=rule,
+        template=_template(rule, pattern.groups),
     )
+
+
+_GROUP_REFERENCE = re.compile(r"\\([1-9])")
+
+
+def _template(rule: str, groups: int) -> str | None:
+    r"""`(\1) \2-\3` -> `({0}) {1}-{2}`; None unless the rule is literals and \N (N <= groups)."""
+    parts = _GROUP_REFERENCE.split(rule)
+    literals, numbers = parts[::2], [int(n) for n in parts[1::2]]
+    if any("\\" in text for text in literals) or any(n > groups for n in numbers):
+        return None
+    if any(text[:1].isdigit() for text in literals[1:]):
+        return None  # `\12`: re reads a two-digit group number
+    out = []
+    for i, part in enumerate(parts):
+        out.append(f"{{{int(part) - 1}}}" if i % 2 else part.replace("{", "{{").replace("}", "}}"))
+    return "".join(out)

@@ -9,7 +9,7 @@ someone else's phone. Full-width and Arabic-Indic digits need nothing: phonenumb
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # Spaces a spreadsheet or a web page leaves behind; phonenumbers treats only some as separators.
 _SPACE_LIKE = (
@@ -27,8 +27,9 @@ _SCIENTIFIC = re.compile(r"(\d)(?:[.,](\d*))?[eE]\+?(\d{1,3})")
 _LETTER = re.compile(r"[^\W\d_]")
 
 
-@dataclass(frozen=True, slots=True)
-class Cleaned:
+class Cleaned(NamedTuple):
+    """(A named tuple: one is made per row, and this is the cheapest immutable value.)"""
+
     text: str  # what to give phonenumbers ("" when the cell held nothing)
     damaged: bool = False  # a float lost digits: refuse rather than guess
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import random
 
 import phonenumbers as pn
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneNumberFormat
 
-from callerid.ingest.classify import national_format, region_and_type
+from callerid.ingest.classify import _template, national_format, region_and_type
 
 _CODES = sorted(COUNTRY_CODE_TO_REGION_CODE)
 
@@ -91,3 +92,20 @@ def test_random_numbers_match_phonenumbers(code: int, digits: str, zeros: int | 
         number_of_leading_zeros=zeros,
     )
     _assert_same(number)
+
+
+@pytest.mark.parametrize(
+    ("rule", "groups", "template"),
+    [
+        (r"(\1) \2-\3", 3, "({0}) {1}-{2}"),
+        (r"0\1 \2", 2, "0{0} {1}"),
+        (r"{\1}", 1, "{{{0}}}"),  # braces are literals
+        (r"\1 \12", 2, None),  # re reads group 12
+        (r"\g<1>", 1, None),
+        (r"\1 \4", 3, None),  # no such group: sub raises, so sub must decide
+    ],
+)
+def test_format_rules_become_templates_only_when_exact(
+    rule: str, groups: int, template: str | None
+) -> None:
+    assert _template(rule, groups) == template
