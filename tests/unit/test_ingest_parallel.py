@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import sys
+import time
 
 import pytest
 
@@ -64,3 +66,13 @@ def test_the_gil_switch_interval_is_short_only_while_helpers_work(
     assert sys.getswitchinterval() == before
     assert len(list(parallel.iter_outcomes(CELLS * 2, workers=2))) == 2 * len(CELLS)
     assert sys.getswitchinterval() == before
+
+
+def test_helpers_exit_on_their_own_once_the_work_is_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "MIN_ROWS_FOR_HELPERS", 0)
+    monkeypatch.setattr(parallel, "BATCH", 3)
+    assert len(parallel.normalise_all(CELLS * 2, workers=2)) == 2 * len(CELLS)
+    deadline = time.monotonic() + 30
+    while multiprocessing.active_children() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert multiprocessing.active_children() == []
