@@ -192,6 +192,9 @@ class _Builder:
         self.rejected: list[RejectedRow] = []
         self.warnings: list[RowWarning] = []
         self.first_by_e164: dict[str, AcceptedRow] = {}
+        # A file holds few distinct channel and subaccount cells: each is parsed once.
+        self._channels: dict[str, Channel | Failure] = {}
+        self._subaccounts: dict[str, str | Failure | None] = {}
 
     def add(
         self, row: _Cells, country: str | Failure | None, outcome: Normalised | Failure
@@ -202,26 +205,33 @@ class _Builder:
             return self.reject(row, country)
         if isinstance(outcome, Failure):
             return self.reject(row, outcome)
-        channel = parse_channel(row.channel, self.default_channel)
+        channel = self._channels.get(row.channel)
+        if channel is None:
+            channel = parse_channel(row.channel, self.default_channel)
+            self._channels[row.channel] = channel
         if isinstance(channel, Failure):
             return self.reject(row, channel)
         alias = parse_alias(row.alias)
         if isinstance(alias, Failure):
             return self.reject(row, alias)
-        subaccount = parse_subaccount(row.subaccount, self.default_subaccount)
+        if row.subaccount in self._subaccounts:
+            subaccount = self._subaccounts[row.subaccount]
+        else:
+            subaccount = parse_subaccount(row.subaccount, self.default_subaccount)
+            self._subaccounts[row.subaccount] = subaccount
         if isinstance(subaccount, Failure):
             return self.reject(row, subaccount)
-        accepted = AcceptedRow(
-            line=row.line,
-            raw=row.raw,
-            e164=outcome.e164,
-            national=outcome.national,
-            region=outcome.region,
-            number_type=outcome.number_type,
-            alias=alias,
-            channel=channel,
-            subaccount=subaccount,
-            extra=row.extra,
+        accepted = AcceptedRow(  # positional: the order of AcceptedRow's fields
+            row.line,
+            row.raw,
+            outcome.e164,
+            outcome.national,
+            outcome.region,
+            outcome.number_type,
+            alias,
+            channel,
+            subaccount,
+            row.extra,
         )
         first = self.first_by_e164.setdefault(accepted.e164, accepted)
         if first is not accepted:
