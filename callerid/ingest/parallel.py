@@ -99,7 +99,7 @@ def _grouped(items: Sequence[tuple[str, str]]) -> Iterator[Outcome]:
         batch = normalise_batch(grouped[start : start + BATCH])
         for i, outcome in zip(order[start : start + BATCH], batch, strict=True):
             outcomes[i] = outcome
-    yield from (outcome for outcome in outcomes if outcome is not None)
+    yield from [outcome for outcome in outcomes if outcome is not None]
 
 
 def _batch_grouped(batch: Sequence[tuple[str, str]]) -> list[Outcome]:

@@ -33,6 +33,8 @@ _PLUS_DIGITS = re.compile(r"\+[1-9][0-9]{5,16}")  # parse's own bounds: an NSN o
 _NO_PREFIX = re.compile(r"(?!)")  # never matches: for countries without a national prefix
 _ANYTHING = re.compile(r"")  # always matches: no metadata, so never take the short cut
 _prefix_by_code: dict[int, re.Pattern[str]] = {}
+_PUNCTUATION = str.maketrans("", "", " \t\n\r\x0b\x0c-.()")
+_CODES = {str(code): code for code in COUNTRY_CODE_TO_REGION_CODE}
 _NOT_STRIPPED = (
     ValidationResult.TOO_SHORT,
     ValidationResult.IS_POSSIBLE_LOCAL_ONLY,
@@ -44,15 +46,15 @@ def parse_international(text: str) -> pn.PhoneNumber | None:
     """The number `pn.parse(text, any_region)` returns, or None to let it parse."""
     if not text.startswith("+"):
         return None
-    # parse drops this punctuation between digits; `(0)` leaves a 0 that the prefix check catches
-    compact = "".join(text.split()).replace("-", "").replace(".", "")
-    compact = compact.replace("(", "").replace(")", "")
+    # parse drops this punctuation between digits; `(0)` leaves a 0 that the prefix check catches.
+    # Anything else left over (other spaces, letters) fails the pattern: parse decides then.
+    compact = text.translate(_PUNCTUATION)
     if not _PLUS_DIGITS.fullmatch(compact):
         return None
     digits = compact[1:]
     for size in (1, 2, 3):
-        code = int(digits[:size])
-        if code in COUNTRY_CODE_TO_REGION_CODE:
+        code = _CODES.get(digits[:size])
+        if code is not None:
             break
     else:
         return None
