@@ -14,9 +14,10 @@ fifth of normalising them, plain tuples half that).
 from __future__ import annotations
 
 import gc
+import itertools
 import multiprocessing
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 
@@ -56,22 +57,34 @@ def normalise_all(items: Sequence[tuple[str, str]], *, workers: int = 1) -> list
 
 
 def iter_outcomes(
-    items: Sequence[tuple[str, str]],
+    items: Iterable[tuple[str, str]],
     *,
+    count: int | None = None,
     workers: int = 1,
     pool: ProcessPoolExecutor | None = None,
 ) -> Iterator[Outcome]:
-    """One outcome per item, in order; with helpers, the first ones before the last are done."""
-    if workers <= 1 or len(items) < MIN_ROWS_FOR_HELPERS:
-        yield from _grouped(items)
+    """One outcome per item, in order; with helpers, the first ones before the last are done.
+
+    `items` may be a generator (then give `count`): with helpers it is drawn a batch at a time,
+    as batches are handed out."""
+    if count is None:
+        items = list(items)
+        count = len(items)
+    if workers <= 1 or count < MIN_ROWS_FOR_HELPERS:
+        yield from _grouped(list(items))
         return
-    batches = [items[i : i + BATCH] for i in range(0, len(items), BATCH)]
+    batches = _batches(iter(items))
     with _prompt_threads():
         if pool is not None:
             yield from _shared(batches, pool, helpers=workers - 1)
             return
         with _pool(workers - 1) as own:
             yield from _shared(batches, own, helpers=workers - 1)
+
+
+def _batches(items: Iterator[tuple[str, str]]) -> Iterator[list[tuple[str, str]]]:
+    while batch := list(itertools.islice(items, BATCH)):
+        yield batch
 
 
 @contextmanager
@@ -134,28 +147,39 @@ def _pool(helpers: int) -> Iterator[ProcessPoolExecutor]:
 
 
 def _shared(
-    batches: list[Sequence[tuple[str, str]]], pool: ProcessPoolExecutor, *, helpers: int
+    batches: Iterator[list[tuple[str, str]]], pool: ProcessPoolExecutor, *, helpers: int
 ) -> Iterator[Outcome]:
     done: dict[int, list[Outcome]] = {}
     running: dict[Future[list[_Packed]], int] = {}
     ahead = 0  # batches before this one are done, running or being yielded
-    for k in range(len(batches)):
+    left = True  # `batches` may have more
+    k = 0
+    while True:
         while k not in done:
-            while ahead < len(batches) and len(running) < _QUEUED * helpers:
-                running[pool.submit(_normalise_packed, batches[ahead])] = ahead
+            while left and len(running) < _QUEUED * helpers:
+                batch = next(batches, None)
+                if batch is None:
+                    left = False
+                    break
+                running[pool.submit(_normalise_packed, batch)] = ahead
                 ahead += 1
             for future in [f for f in running if f.done()]:
                 done[running.pop(future)] = _unpack(future.result())
             if k in done:
                 break
-            if ahead < len(batches):
+            batch = next(batches, None) if left else None
+            if batch is not None:
                 # The next batch in order is still out: do the next one in line meanwhile
                 # (taken from the front, so that what is done can be yielded soon).
-                done[ahead] = _batch_grouped(batches[ahead])
+                done[ahead] = _batch_grouped(batch)
                 ahead += 1
-            else:
+            elif running:
+                left = False
                 wait(running, return_when=FIRST_COMPLETED)
+            else:
+                return  # every batch was handed out and yielded: k == ahead
         yield from done.pop(k)
+        k += 1
 
 
 def _ready() -> None:
