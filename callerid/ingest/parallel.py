@@ -17,6 +17,7 @@ import gc
 import itertools
 import multiprocessing
 import sys
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
@@ -31,6 +32,9 @@ MIN_ROWS_FOR_HELPERS = 20_000
 _MIN_BYTES_PER_ROW = 8
 _QUEUED = 3  # batches given to each helper ahead of need, so that it never waits for work
 _SWITCH_INTERVAL_S = 0.0005
+_prompt_lock = threading.Lock()
+_prompt_depth = 0
+_interval_before = 0.005
 
 # A batch's outcomes as plain values: (e164, national, region, code, type, assumed +) or
 # (reason, message).
@@ -94,12 +98,19 @@ def _prompt_threads() -> Iterator[None]:
     behind this thread's normalising, and a helper that has finished a batch sits blocked on a
     full pipe meanwhile (measured: 30-40 ms idle per batch; 2 processes 1.28 -> 1.37 of the
     baseline with this and 3 batches queued per helper)."""
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(_SWITCH_INTERVAL_S)
+    global _prompt_depth, _interval_before  # process-wide, like the interval itself
+    with _prompt_lock:  # two ingests in two threads: the first in sets it, the last out restores
+        if _prompt_depth == 0:
+            _interval_before = sys.getswitchinterval()
+            sys.setswitchinterval(_SWITCH_INTERVAL_S)
+        _prompt_depth += 1
     try:
         yield
     finally:
-        sys.setswitchinterval(before)
+        with _prompt_lock:
+            _prompt_depth -= 1
+            if _prompt_depth == 0:
+                sys.setswitchinterval(_interval_before)
 
 
 def _grouped(items: Sequence[tuple[str, str]]) -> Iterator[Outcome]:

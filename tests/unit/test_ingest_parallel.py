@@ -76,3 +76,14 @@ def test_helpers_exit_on_their_own_once_the_work_is_back(monkeypatch: pytest.Mon
     while multiprocessing.active_children() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert multiprocessing.active_children() == []
+
+
+def test_two_threads_ingesting_leave_the_interval_as_it_was() -> None:
+    before = sys.getswitchinterval()
+    first, second = parallel._prompt_threads(), parallel._prompt_threads()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)  # the first one out must not restore yet
+    assert sys.getswitchinterval() < before
+    second.__exit__(None, None, None)
+    assert sys.getswitchinterval() == before
