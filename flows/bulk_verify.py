@@ -66,7 +66,7 @@ class PrefectLoopOps:
         self.writer = ProgressWriter(pipeline)
         self.artifact = ProgressArtifact()
         self._asked: set[str] = set()
-        self._person: asyncio.Task[Any] | None = None
+        self._person: asyncio.Future[Any] | None = None
 
     async def sync_clock(self) -> None:
         await self.pipeline.sync_clock()
@@ -105,7 +105,7 @@ class PrefectLoopOps:
             from flows.otp_wait import collect_otps_from_person
 
             self._asked.update(waiting)
-            self._person = asyncio.create_task(
+            self._person = asyncio.ensure_future(  # a flow call is typed as a bare Awaitable
                 collect_otps_from_person(
                     self.pipeline.account,
                     waiting,

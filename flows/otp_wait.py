@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from prefect import flow, get_run_logger
 from prefect.flow_runs import apause_flow_run
@@ -42,13 +43,18 @@ async def collect_otps_from_person(
         left = (window - datetime.now(UTC)).total_seconds() if window else DEFAULT_WAIT_S
         timeout_s = max(MIN_WAIT_S, math.ceil(left))
     run_id = flow_run.get_id()  # captured here: the resumer thread has no flow-run context
+    if run_id is None:  # a flow always has one; say so plainly if that ever changes
+        raise RuntimeError("collect_otps_from_person needs a flow run id")
     form = run_input_subclass_from_type(otp_form_model(waiting))
-    resumer = InboxResumer(run_id, ledger_url, account, waiting, interval_s=poll_interval_s)
+    resumer = InboxResumer(UUID(run_id), ledger_url, account, waiting, interval_s=poll_interval_s)
     resumer.start()
     logger.info("waiting up to %d s for codes of %d numbers", timeout_s, len(waiting))
     try:
         answer = await apause_flow_run(
-            wait_for_input=form.with_initial_data(description=describe(waiting, window)),
+            # prefect's own annotation of this classmethod confuses mypy; the call is as documented
+            wait_for_input=form.with_initial_data(  # type: ignore[misc]
+                description=describe(waiting, window)
+            ),
             timeout=timeout_s,
             poll_interval=poll_interval_s,
         )

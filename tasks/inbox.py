@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from prefect import task
@@ -44,7 +44,9 @@ def imap_config_from_secret(block_name: str) -> imap.ImapConfig:
     password, and optionally port, tls (`ssl`/`starttls`), mailbox, cafile."""
     from prefect.blocks.system import Secret
 
-    value = Secret.load(block_name).get()
+    # `load` dispatches on the caller: in an async context it would hand back a coroutine.
+    block = Secret.load(block_name, _sync=True)  # type: ignore[call-arg]
+    value = cast("Secret[Any]", block).get()
     if not isinstance(value, Mapping):
         raise imap.ImapError(f"Secret block {block_name!r} must hold a JSON object")
     settings = imap.ImapSettings.model_validate(dict(value))

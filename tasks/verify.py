@@ -7,7 +7,10 @@ and a Prefect retry on top would multiply them, or worse, repeat an initiate (st
 
 from __future__ import annotations
 
-from prefect import get_run_logger, task
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+from prefect import Task, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from callerid.ingest import IngestResult
@@ -15,7 +18,13 @@ from callerid.pipeline import account, ledger_ops, steps
 from callerid.pipeline.plan import Plan
 from callerid.pipeline.session import Pipeline, StepResult
 
-_TASK = {"cache_policy": NO_CACHE, "retries": 0, "persist_result": False}
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _batch_task(name: str) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """`@task` as every task here is declared (see the module docstring)."""
+    return task(name=name, cache_policy=NO_CACHE, retries=0, persist_result=False)
 
 
 def _logged(result: StepResult, what: str) -> StepResult:
@@ -26,7 +35,7 @@ def _logged(result: StepResult, what: str) -> StepResult:
     return result
 
 
-@task(name="register-numbers", **_TASK)
+@_batch_task("register-numbers")
 async def register_task(pipeline: Pipeline, ingest: IngestResult) -> int:
     """Upsert the accepted rows into the ledger (numbers it knows keep their status)."""
     registered = ledger_ops.register(pipeline, ingest)
@@ -34,43 +43,43 @@ async def register_task(pipeline: Pipeline, ingest: IngestResult) -> int:
     return registered
 
 
-@task(name="plan-run", **_TASK)
+@_batch_task("plan-run")
 async def plan_task(pipeline: Pipeline, ingest: IngestResult) -> Plan:
     """The dry run: what would be sent. Reads the account and the ledger; writes nothing."""
     return await account.plan(pipeline, ingest)
 
 
-@task(name="sync-listed", **_TASK)
+@_batch_task("sync-listed")
 async def sync_listed_task(pipeline: Pipeline) -> StepResult:
     """List the account's caller IDs; mark this run's numbers found there as verified."""
     return _logged(await account.sync_listed(pipeline), "already listed by the account")
 
 
-@task(name="recover-interrupted", **_TASK)
+@_batch_task("recover-interrupted")
 async def recover_task(pipeline: Pipeline) -> StepResult:
     """Resolve numbers a crashed run left mid-call (intent rows), without re-sending anything."""
     return _logged(await account.recover(pipeline), "interrupted numbers resolved")
 
 
-@task(name="complete-batch", **_TASK)
+@_batch_task("complete-batch")
 async def complete_task(pipeline: Pipeline) -> StepResult:
     """Submit the OTPs the inbox matched, as one batch."""
     return _logged(await steps.complete_matched(pipeline), "codes submitted")
 
 
-@task(name="expire-batch", **_TASK)
+@_batch_task("expire-batch")
 async def expire_task(pipeline: Pipeline) -> StepResult:
     """Expire what missed its window; re-queue within the attempt budget; resolve leftovers."""
     return _logged(await steps.expire_due(pipeline), "past their window")
 
 
-@task(name="initiate-batch", **_TASK)
+@_batch_task("initiate-batch")
 async def initiate_task(pipeline: Pipeline, limit: int) -> StepResult:
     """Initiate up to `limit` queued numbers of this run (intent rows committed first)."""
     return _logged(await steps.initiate_batch(pipeline, limit), "initiations")
 
 
-@task(name="confirm-listed", **_TASK)
+@_batch_task("confirm-listed")
 async def confirm_task(pipeline: Pipeline) -> StepResult:
     """List the account again and check that every number we verified is there."""
     return _logged(await account.confirm(pipeline), "changed by the confirming list")

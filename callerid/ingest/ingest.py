@@ -157,9 +157,7 @@ def _read(file: Path, encoding: str | None) -> tuple[Table, str]:
     return read_table(text, path=str(file)), used_encoding
 
 
-def _split_cells(
-    table: Table, columns: ColumnMap, overflow: dict[str, None]
-) -> Iterator[_Cells]:
+def _split_cells(table: Table, columns: ColumnMap, overflow: dict[str, None]) -> Iterator[_Cells]:
     """Cells by role; cells past the header's width are kept as `column_N` (their names added
     to `overflow`), never dropped. The table's records are let go of as they are split (they
     are a third of the peak memory at 100k rows)."""

@@ -1,7 +1,7 @@
 """One reconciliation, start to finish, as plain async steps (the flow runs them as tasks).
 
-    list the account (+ GET the numbers a scoped list could hide) -> compare with the ledger and
-    the desired CSV -> plan -> dry run: report the plan | apply: update/delete, re-queue -> report
+list the account (+ GET the numbers a scoped list could hide) -> compare with the ledger and
+the desired CSV -> plan -> dry run: report the plan | apply: update/delete, re-queue -> report
 """
 
 from __future__ import annotations
