@@ -163,3 +163,26 @@ async def test_requests_are_counted_from_when_they_reach_the_wire(
     assert sorted(limiter.on_wire) == sorted(limiter.grants)
     assert len(limiter.answers) == 5  # each answer reported once, from its on-wire stamp
     assert all(a >= g for a, g in zip(sorted(limiter.answers), sorted(limiter.grants), strict=True))
+
+
+async def test_a_request_held_up_on_its_way_counts_from_later(sandbox: SandboxServer) -> None:
+    class WatchedLimiter(RateLimiter):
+        def __init__(self) -> None:
+            super().__init__(300, 5.0)
+            self.moved: list[float] = []
+
+        def answered(self, stamp: float, at: float | None = None) -> float:
+            new = super().answered(stamp, at)
+            self.moved.append(new - stamp)
+            return new
+
+    limiter = WatchedLimiter()
+    control(sandbox, "POST", "caller_ids", phone_number=NUMBER)
+    async with PlivoClient(DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN, sandbox.url, limiter=limiter) as c:
+        for _ in range(5):
+            await c.get(NUMBER)  # quick round trips: the floor
+        control(sandbox, "POST", "faults", kind="latency", latency_ms=800, operation="get")
+        await c.get(NUMBER)  # held 800 ms before the sandbox looks at it
+    assert len(limiter.moved) == 6
+    assert max(limiter.moved[:5]) < 0.5
+    assert limiter.moved[5] >= 0.6  # counted as late as the server may have counted it
