@@ -12,7 +12,7 @@ A match does not change the message: the completer submits the code and then cal
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -117,15 +117,19 @@ def match_rows(
     *,
     write: bool = True,
     region: str = DEFAULT_REGION,
+    rows: Sequence[InboxMessage] | None = None,
 ) -> list[MatchedCode]:
     """Classify every `new` message; with `write`, settle the ones that cannot be matched.
 
     One code per number per pass: the newest message wins; older ones stay `new` and come up
-    again if the newest code is refused.
+    again if the newest code is refused. `rows`: the `new` messages, read *before* `live` (see
+    `match_new_messages`); read here, before the numbers in passing, when not given.
     """
+    if rows is None:
+        rows = store.new_rows(session, account)
     passing = _passing(session, account)
     best: dict[str, MatchedCode] = {}
-    for row in store.new_rows(session, account):
+    for row in rows:
         outcome = classify(row, live, passing, region)
         if outcome.status is InboxStatus.NEW:
             if outcome.e164 and outcome.code:
@@ -147,14 +151,24 @@ def match_rows(
 
 
 def match_new_messages(uow: Any, account: str, now: datetime) -> list[MatchedCode]:
-    """The matcher pass the flows run: `uow` is the ledger's unit of work (not committed here)."""
+    """The matcher pass the flows run: `uow` is the ledger's unit of work (not committed here).
+
+    The messages are read before the numbers' states. Each read sees what was committed when it
+    ran (SQLite's driver does not hold one snapshot for SELECTs; PostgreSQL reads committed), and
+    a code can only arrive after its number's intent row was committed: so a message read first
+    finds its number at least `initiating` (it waits) or `initiated` (it matches). Read the other
+    way round, a code that came in between the reads met a number still `queued` and was written
+    off as unmatched, leaving the number to wait out its 15 minutes (seen under load).
+    """
+    rows = store.new_rows(uow.session, account)
     live = _live_map(uow.numbers.live_verifications(account, now))
-    return match_rows(uow.session, account, live)
+    return match_rows(uow.session, account, live, rows=rows)
 
 
 def numbers_with_codes(uow: Any, account: str, numbers: Iterable[str], now: datetime) -> set[str]:
     """Which of `numbers` have a usable code waiting in the inbox (reads only)."""
     wanted = set(numbers)
+    rows = store.new_rows(uow.session, account)
     live = _live_map(uow.numbers.live_verifications(account, now))
-    matches = match_rows(uow.session, account, live, write=False)
+    matches = match_rows(uow.session, account, live, write=False, rows=rows)
     return {m.e164 for m in matches if m.e164 in wanted}
