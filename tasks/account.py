@@ -25,6 +25,7 @@ import math
 import os
 import threading
 from dataclasses import dataclass
+from typing import Any, cast
 
 from callerid.plivo import RateLimiter, SlotSource, limiter_for
 from callerid.plivo.limiter import install_limiter
@@ -68,14 +69,23 @@ def account_settings() -> Settings:
     """Settings from the environment, with the auth token from the Secret block if env lacks it."""
     settings = load_settings()
     if settings.plivo_auth_id and not settings.plivo_auth_token:  # unset or empty
-        from prefect.blocks.system import Secret
-
         try:
-            token = Secret.load(TOKEN_BLOCK, _sync=True).get()  # type: ignore[call-arg, union-attr]
+            token = secret_value(TOKEN_BLOCK)
         except ValueError:  # no such block: leave it to the client to say what is missing
             return settings
         settings = load_settings(plivo_auth_token=str(token))
     return settings
+
+
+def secret_value(block_name: str) -> Any:
+    """The value of a Prefect Secret block (ValueError when there is none by that name).
+
+    Loaded synchronously on purpose: `Secret.load` dispatches on its caller, and in an async
+    context it would hand back a coroutine."""
+    from prefect.blocks.system import Secret
+
+    block = Secret.load(block_name, _sync=True)  # type: ignore[call-arg]
+    return cast("Secret[Any]", block).get()
 
 
 def under_prefect_server() -> bool:

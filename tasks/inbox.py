@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 from uuid import UUID
 
 from prefect import task
@@ -24,6 +24,7 @@ from callerid.inbox.matcher import numbers_with_codes
 from callerid.inbox.models import MessageSource
 from callerid.inbox.waiting import still_waiting, window_end
 from callerid.settings import load_settings
+from tasks.account import secret_value
 
 _TASK: dict[str, Any] = {"cache_policy": NO_CACHE, "retries": 0, "persist_result": False}
 log = logging.getLogger(__name__)
@@ -42,11 +43,7 @@ def open_ledger_at(ledger_url: str | None) -> Any:
 def imap_config_from_secret(block_name: str) -> imap.ImapConfig:
     """IMAP settings kept in a Prefect Secret block holding a JSON object: host, username,
     password, and optionally port, tls (`ssl`/`starttls`), mailbox, cafile."""
-    from prefect.blocks.system import Secret
-
-    # `load` dispatches on the caller: in an async context it would hand back a coroutine.
-    block = Secret.load(block_name, _sync=True)  # type: ignore[call-arg]
-    value = cast("Secret[Any]", block).get()
+    value = secret_value(block_name)
     if not isinstance(value, Mapping):
         raise imap.ImapError(f"Secret block {block_name!r} must hold a JSON object")
     settings = imap.ImapSettings.model_validate(dict(value))

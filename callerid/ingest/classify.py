@@ -44,7 +44,6 @@ class _Types(NamedTuple):
 
 
 class _Format(NamedTuple):
-    leading_digits: _Match | None
     pattern: re.Pattern[str]
     rule: str  # the format rule with the national prefix rule already put in
     # The rule as a str.format template (`\1 \2` -> `{0} {1}`): expanding the one match that
@@ -214,14 +213,12 @@ def _format_picker(metadata: Any) -> _Match | None:
 
 
 def _format_of(fmt: Any) -> _Format:
-    leading = fmt.leading_digits_pattern
     rule = fmt.format
     if fmt.national_prefix_formatting_rule:
         # As phonenumbers' _format_nsn_using_pattern builds it for the NATIONAL format.
         rule = re.sub(_FIRST_GROUP_PATTERN, fmt.national_prefix_formatting_rule, rule, count=1)
     pattern = re.compile(fmt.pattern)
     return _Format(
-        leading_digits=re.compile(leading[-1]).match if len(leading) > 0 else None,
         pattern=pattern,
         rule=rule,
         template=_template(rule, pattern.groups),

@@ -57,23 +57,20 @@ def start_helpers(workers: int, *, file_bytes: int) -> Iterator[ProcessPoolExecu
 
 def normalise_all(items: Sequence[tuple[str, str]], *, workers: int = 1) -> list[Outcome]:
     """One outcome per item, in order."""
-    return list(iter_outcomes(items, workers=workers))
+    return list(iter_outcomes(items, count=len(items), workers=workers))
 
 
 def iter_outcomes(
     items: Iterable[tuple[str, str]],
     *,
-    count: int | None = None,
+    count: int,
     workers: int = 1,
     pool: ProcessPoolExecutor | None = None,
 ) -> Iterator[Outcome]:
     """One outcome per item, in order; with helpers, the first ones before the last are done.
 
-    `items` may be a generator (then give `count`): with helpers it is drawn a batch at a time,
-    as batches are handed out."""
-    if count is None:
-        items = list(items)
-        count = len(items)
+    `items` (`count` of them) may be a generator: with helpers it is drawn a batch at a time, as
+    batches are handed out."""
     if workers <= 1 or count < MIN_ROWS_FOR_HELPERS:
         yield from _grouped(list(items))
         return
@@ -113,27 +110,17 @@ def _prompt_threads() -> Iterator[None]:
                 sys.setswitchinterval(_interval_before)
 
 
-def _grouped(items: Sequence[tuple[str, str]]) -> Iterator[Outcome]:
-    """In one process: items grouped by likely country, so that a batch meets few countries'
-    metadata regexes (phonenumbers' parse goes through `re`'s 512-pattern cache)."""
+def _grouped(items: Sequence[tuple[str, str]]) -> list[Outcome]:
+    """Outcomes in order, normalised grouped by likely country, so that a batch meets few
+    countries' metadata regexes (phonenumbers' parse goes through `re`'s 512-pattern cache).
+    With helpers each batch is grouped inside (batches are whole runs of rows, so that they come
+    back in order): measured on all 245 regions' examples, 12% faster than in file order."""
     order = sorted(range(len(items)), key=lambda i: _country_key(*items[i]))
-    grouped = [items[i] for i in order]
     outcomes: list[Outcome | None] = [None] * len(items)
-    for start in range(0, len(grouped), BATCH):
-        batch = normalise_batch(grouped[start : start + BATCH])
-        for i, outcome in zip(order[start : start + BATCH], batch, strict=True):
+    for start in range(0, len(order), BATCH):
+        chunk = order[start : start + BATCH]
+        for i, outcome in zip(chunk, normalise_batch([items[i] for i in chunk]), strict=True):
             outcomes[i] = outcome
-    yield from [outcome for outcome in outcomes if outcome is not None]
-
-
-def _batch_grouped(batch: Sequence[tuple[str, str]]) -> list[Outcome]:
-    """One batch, grouped by country inside: with helpers, batches are whole runs of rows (so that
-    they come back in order), and grouping inside each keeps most of the gain (measured on all
-    245 regions' examples: 12% faster grouped than in file order)."""
-    order = sorted(range(len(batch)), key=lambda i: _country_key(*batch[i]))
-    outcomes: list[Outcome | None] = [None] * len(batch)
-    for i, outcome in zip(order, normalise_batch([batch[i] for i in order]), strict=True):
-        outcomes[i] = outcome
     return [outcome for outcome in outcomes if outcome is not None]
 
 
@@ -182,7 +169,7 @@ def _shared(
             if batch is not None:
                 # The next batch in order is still out: do the next one in line meanwhile
                 # (taken from the front, so that what is done can be yielded soon).
-                done[ahead] = _batch_grouped(batch)
+                done[ahead] = _grouped(batch)
                 ahead += 1
             elif running:
                 left = False
@@ -201,7 +188,7 @@ def _normalise_packed(batch: Sequence[tuple[str, str]]) -> list[_Packed]:
     # A helper process lives as long as its pool and holds one batch at a time, nothing that
     # makes cycles: the cycle collector would only rescan the batch's fresh objects.
     gc.disable()
-    return [_pack(outcome) for outcome in _batch_grouped(batch)]
+    return [_pack(outcome) for outcome in _grouped(batch)]
 
 
 def _pack(outcome: Outcome) -> _Packed:

@@ -62,13 +62,7 @@ def parse_international(text: str) -> pn.PhoneNumber | None:
     if _national_prefix(code).match(national):
         return None
     number = pn.PhoneNumber(country_code=code, national_number=int(national))
-    if len(national) > 1 and national[0] == "0":
-        # As parse records it: Italian-style leading zeros are part of the number.
-        number.italian_leading_zero = True
-        zeros = len(national) - len(national.lstrip("0"))
-        zeros = min(zeros, len(national) - 1)
-        if zeros != 1:
-            number.number_of_leading_zeros = zeros
+    _set_leading_zeros(national, number)  # Italian-style leading zeros, as parse records them
     return number
 
 
@@ -90,7 +84,6 @@ def _national_prefix(code: int) -> re.Pattern[str]:
 # Digits written the way national numbers are: (020) 7946 0958, 415-555-2671, 8 (912) 345-67-89.
 _NATIONAL = re.compile(r"[0-9(][0-9 ().-]*")
 _DIGITS = re.compile(r"[0-9]{3,17}")
-_SEPARATORS = str.maketrans("", "", " ().-")
 _national_rules: dict[str, tuple[PhoneMetadata, re.Pattern[str], str] | None] = {}
 
 
@@ -100,7 +93,7 @@ def parse_national(text: str, region: str) -> pn.PhoneNumber | None:
     region, a length parse rejects). The national prefix is stripped by phonenumbers' own step."""
     if not _NATIONAL.fullmatch(text):
         return None
-    digits = text.translate(_SEPARATORS)
+    digits = text.translate(_PUNCTUATION)
     rules = _rules_for(region)
     if rules is None or not _DIGITS.fullmatch(digits):
         return None

@@ -80,13 +80,11 @@ def work(pipeline: Pipeline, decision_now: datetime) -> Work:
                 (InboxMessage.account == account) | InboxMessage.account.is_(None),
             )
         ).scalar_one()
-        by_status = dict(
-            session.execute(
-                select(Number.status, func.count())
-                .where(Number.account == account, Number.status.in_([s.value for s in LIVE]))
-                .group_by(Number.status)
-            ).all()
-        )
+        live = session.execute(
+            select(func.count())
+            .select_from(Number)
+            .where(Number.account == account, Number.status.in_([s.value for s in LIVE]))
+        ).scalar_one()
         due = session.execute(
             select(func.count())
             .select_from(Number)
@@ -100,7 +98,7 @@ def work(pipeline: Pipeline, decision_now: datetime) -> Work:
     return Work(
         new_messages=int(new_messages),
         queued=run.get(NumberStatus.QUEUED.value, 0) + run.get(NumberStatus.EXPIRED.value, 0),
-        live=sum(int(n) for n in by_status.values()),
+        live=int(live),
         due=int(due),
         pending=sum(n for s, n in run.items() if s not in FINAL_STATUSES),
     )

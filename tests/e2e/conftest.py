@@ -19,6 +19,7 @@ from callerid.inbox import WebhookServer
 from callerid.ledger import Ledger, open_ledger
 from callerid.sandbox import DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN, SandboxError, SandboxServer
 from callerid.sandbox.models import CallerId as SandboxCallerId
+from tests.e2e.helpers import sandbox_env
 
 
 @pytest.fixture(scope="session")
@@ -50,13 +51,7 @@ class World:
 
     @property
     def env(self) -> dict[str, str]:
-        return {
-            "PLIVO_AUTH_ID": DEFAULT_AUTH_ID,
-            "PLIVO_AUTH_TOKEN": DEFAULT_AUTH_TOKEN,
-            "PLIVO_API_URL": self.sandbox.url,
-            "CALLERID_DATABASE_URL": self.database_url,
-            "CALLERID_OUTPUT_DIR": str(self.output_dir),
-        }
+        return sandbox_env(self.sandbox.url, self.database_url, self.output_dir)
 
 
 @pytest.fixture

@@ -16,6 +16,19 @@ import httpx
 import phonenumbers
 
 from callerid.plivo.models import parse_timestamp
+from callerid.sandbox import DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN
+
+
+def sandbox_env(sandbox_url: str, database_url: str, output_dir: Path) -> dict[str, str]:
+    """The environment that points the CLI, the flows and `load_settings` at a sandbox and a
+    ledger (set it with `monkeypatch.setenv`, so it is restored after the test)."""
+    return {
+        "PLIVO_AUTH_ID": DEFAULT_AUTH_ID,
+        "PLIVO_AUTH_TOKEN": DEFAULT_AUTH_TOKEN,
+        "PLIVO_API_URL": sandbox_url,
+        "CALLERID_DATABASE_URL": database_url,
+        "CALLERID_OUTPUT_DIR": str(output_dir),
+    }
 
 
 def valid_numbers(count: int, prefix: str = "+1415555") -> list[str]:

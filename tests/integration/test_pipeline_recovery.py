@@ -27,6 +27,7 @@ from tests.e2e.helpers import (
     ClockDriver,
     read_csv,
     reinitiated_while_live,
+    sandbox_env,
     valid_numbers,
     write_csv,
 )
@@ -41,11 +42,8 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox
         inbox = WebhookServer(ledger, DEFAULT_AUTH_ID, tokens, DEFAULT_AUTH_TOKEN, clock=clock)
         server = SandboxServer(inbox_url=inbox.url, reply_delay_s=0.1, clock=clock, seed=3)
         with inbox, server:
-            monkeypatch.setenv("PLIVO_AUTH_ID", DEFAULT_AUTH_ID)
-            monkeypatch.setenv("PLIVO_AUTH_TOKEN", DEFAULT_AUTH_TOKEN)
-            monkeypatch.setenv("PLIVO_API_URL", server.url)
-            monkeypatch.setenv("CALLERID_DATABASE_URL", url)
-            monkeypatch.setenv("CALLERID_OUTPUT_DIR", str(tmp_path / "out"))
+            for key, value in sandbox_env(server.url, url, tmp_path / "out").items():
+                monkeypatch.setenv(key, value)
             yield server
 
 

@@ -13,6 +13,7 @@ from callerid.cli import app
 from callerid.ledger import NumberRecord, NumberStatus, open_ledger
 from callerid.sandbox.server import SandboxServer
 from callerid.sandbox.state import DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN
+from tests.e2e.helpers import sandbox_env
 
 runner = CliRunner()
 
@@ -36,11 +37,8 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox
     with SandboxServer(seed=3) as server:
         server.backend.seed_verified("+14155550001", alias="renamed")
         server.backend.seed_verified("+14155550009", alias="stranger")
-        monkeypatch.setenv("PLIVO_AUTH_ID", DEFAULT_AUTH_ID)
-        monkeypatch.setenv("PLIVO_AUTH_TOKEN", DEFAULT_AUTH_TOKEN)
-        monkeypatch.setenv("PLIVO_API_URL", server.url)
-        monkeypatch.setenv("CALLERID_DATABASE_URL", url)
-        monkeypatch.setenv("CALLERID_OUTPUT_DIR", str(tmp_path / "out"))
+        for key, value in sandbox_env(server.url, url, tmp_path / "out").items():
+            monkeypatch.setenv(key, value)
         yield server
 
 

@@ -59,12 +59,14 @@ def test_the_gil_switch_interval_is_short_only_while_helpers_work(
     monkeypatch.setattr(parallel, "MIN_ROWS_FOR_HELPERS", 0)
     monkeypatch.setattr(parallel, "BATCH", 3)
     before = sys.getswitchinterval()
-    outcomes = parallel.iter_outcomes(CELLS * 2, workers=2)
+    outcomes = parallel.iter_outcomes(CELLS * 2, count=2 * len(CELLS), workers=2)
     next(outcomes)
     assert sys.getswitchinterval() < before
     outcomes.close()  # a caller that stops early (an error while sorting rows) restores it too
     assert sys.getswitchinterval() == before
-    assert len(list(parallel.iter_outcomes(CELLS * 2, workers=2))) == 2 * len(CELLS)
+    assert len(list(parallel.iter_outcomes(CELLS * 2, count=2 * len(CELLS), workers=2))) == 2 * len(
+        CELLS
+    )
     assert sys.getswitchinterval() == before
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import phonenumbers as pn
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -10,23 +12,28 @@ from phonenumbers import NumberParseException, PhoneNumberFormat
 from callerid.ingest.quick_parse import parse_international, parse_national
 
 
-def _parsed(text: str) -> pn.PhoneNumber | None:
+def _parsed(text: str, region: str = "US") -> pn.PhoneNumber | None:
     try:
-        return pn.parse(text, "US")
+        return pn.parse(text, region)
     except NumberParseException:
         return None
 
 
-def _examples() -> list[str]:
-    texts = []
+def _region_examples() -> Iterator[tuple[str, pn.PhoneNumber]]:
+    """(region, example number) for every region and number type phonenumbers has one of."""
     for region in sorted(pn.SUPPORTED_REGIONS):
         for kind in range(11):
             number = pn.example_number_for_type(region, kind)
-            if number is None:
-                continue
-            for form in (PhoneNumberFormat.E164, PhoneNumberFormat.INTERNATIONAL):
-                text = pn.format_number(number, form)
-                texts += [text, text.replace(" ", "-"), f" {text} "]
+            if number is not None:
+                yield region, number
+
+
+def _examples() -> list[str]:
+    texts = []
+    for _, number in _region_examples():
+        for form in (PhoneNumberFormat.E164, PhoneNumberFormat.INTERNATIONAL):
+            text = pn.format_number(number, form)
+            texts += [text, text.replace(" ", "-"), f" {text} "]
     for code in pn.COUNTRY_CODES_FOR_NON_GEO_REGIONS:
         number = pn.example_number_for_non_geo_entity(code)
         if number is not None:
@@ -72,24 +79,13 @@ def test_other_scripts_digits_are_left_to_parse() -> None:
     assert parse_international("+４４２０７９４６０９５８") is None
 
 
-def _parsed_in(text: str, region: str) -> pn.PhoneNumber | None:
-    try:
-        return pn.parse(text, region)
-    except NumberParseException:
-        return None
-
-
 def _national_examples() -> list[tuple[str, str]]:
     cases = []
-    for region in sorted(pn.SUPPORTED_REGIONS):
-        for kind in range(11):
-            number = pn.example_number_for_type(region, kind)
-            if number is None:
-                continue
-            text = pn.format_number(number, PhoneNumberFormat.NATIONAL)
-            digits = "".join(ch for ch in text if ch.isdigit())
-            cases += [(text, region), (digits, region), (text.replace(" ", "-"), region)]
-            cases.append((digits, "US" if region != "US" else "GB"))  # read in another region
+    for region, number in _region_examples():
+        text = pn.format_number(number, PhoneNumberFormat.NATIONAL)
+        digits = "".join(ch for ch in text if ch.isdigit())
+        cases += [(text, region), (digits, region), (text.replace(" ", "-"), region)]
+        cases.append((digits, "US" if region != "US" else "GB"))  # read in another region
     return cases
 
 
@@ -97,7 +93,7 @@ def test_every_regions_national_examples_match_parse() -> None:
     cases = _national_examples()
     taken = [(t, r) for t, r in cases if parse_national(t, r) is not None]
     for text, region in taken:
-        assert parse_national(text, region) == _parsed_in(text, region), (text, region)
+        assert parse_national(text, region) == _parsed(text, region), (text, region)
     assert len(taken) > 0.8 * len(cases)
 
 
@@ -129,4 +125,4 @@ def test_random_national_numbers_match_parse(
     text = "".join(chars)
     quick = parse_national(text, region)
     if quick is not None:
-        assert quick == _parsed_in(text, region), (text, region)
+        assert quick == _parsed(text, region), (text, region)
