@@ -7,6 +7,7 @@ body's text goes into the exception only with the client's token and Basic auth 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -80,6 +81,10 @@ class Transport:
         self._http = http
         self._secrets = secrets  # masked in any API text that goes into an exception
         self._limiter = limiter
+        # Requests enter the connection pool only as fast as its connections free up: a request
+        # queued inside httpcore's pool is rescanned on every pool event (O(queued x connections)
+        # each), one waiting here costs nothing until it is woken.
+        self._gate = asyncio.Semaphore(pool_limits(limiter).max_connections or POOL_MAX)
         self._policy = policy
         self._sleep = sleep
 
@@ -149,9 +154,10 @@ class Transport:
 
         start = time.monotonic()
         try:
-            response = await self._http.request(
-                method, path, json=json, params=params, extensions={"trace": on_wire}
-            )
+            async with self._gate:
+                response = await self._http.request(
+                    method, path, json=json, params=params, extensions={"trace": on_wire}
+                )
         except _NOT_SENT as exc:
             self._log(method, path, type(exc).__name__, trace.attempts, start)
             raise PlivoConnectionError(
