@@ -14,7 +14,7 @@ from callerid.ledger import Ledger, Number, open_ledger
 from callerid.ledger.migrate import downgrade, head_revision, upgrade
 from callerid.ledger.models import Base
 
-TABLES = {"runs", "numbers", "events", "inbox_messages", "run_numbers", "run_counts"}
+TABLES = {"runs", "numbers", "events", "inbox_messages", "run_numbers", "run_counts", "rate_grants"}
 
 
 def _tables(ledger: Ledger) -> set[str]:
