@@ -23,14 +23,17 @@ class ServerLimits:
     keep_alive_s: int = 5  # uvicorn's own idle timer between two requests (whole seconds)
     max_connections: int = 1000  # lowered further when the descriptor limit is low
     max_header_bytes: int = 16 * 1024
-    backlog: int = 128  # also the most connections accepted in one go
+    backlog: int = 128  # the most connections accepted in one go (each takes a descriptor)
+    listen_backlog: int = 2048  # the kernel's queue of connections not yet accepted (no descriptor)
     drain_bytes: int = 64 * 1024  # after an early answer (413...), the most of a body read on
 
     def __post_init__(self) -> None:
         if min(self.header_timeout_s, self.body_timeout_s) <= 0 or self.keep_alive_s < 1:
             raise ValueError("timeouts must be positive")
-        if self.max_connections < 1 or self.backlog < 1 or self.max_header_bytes < 1024:
-            raise ValueError("max_connections and backlog must be positive, headers >= 1 KB")
+        if min(self.max_connections, self.backlog, self.listen_backlog) < 1:
+            raise ValueError("max_connections and the backlogs must be positive")
+        if self.max_header_bytes < 1024:
+            raise ValueError("max_header_bytes must be at least 1 KB")
 
 
 def raise_open_file_limit() -> int | None:

@@ -97,6 +97,9 @@ class ThreadedUvicorn:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError(f"uvicorn did not start on {self.url}")
             time.sleep(0.005)
+        # asyncio listens with the accept burst as backlog; a longer kernel queue costs no
+        # descriptor and keeps a flood of connects from dropping a genuine one's SYN (1 s retry)
+        self._socket.listen(self.limits.listen_backlog)
 
     def stop(self) -> None:
         if self._thread is not None:

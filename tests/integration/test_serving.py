@@ -127,8 +127,14 @@ def test_at_the_cap_the_longest_waiting_connection_makes_room() -> None:
                 sock.close()
 
 
-def send_huge_chunked_body(sock: socket.socket, path: bytes, sent: list[int]) -> None:
-    sock.sendall(b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+def send_huge_chunked_body(
+    sock: socket.socket, path: bytes, sent: list[int], form: bool = False
+) -> None:
+    """100 MB, chunked; stops at the first error (the server closed). `sent[0]`: bytes sent."""
+    kind = b"Content-Type: application/x-www-form-urlencoded\r\n" if form else b""
+    sock.sendall(
+        b"POST %s HTTP/1.1\r\nHost: x\r\n%sTransfer-Encoding: chunked\r\n\r\n" % (path, kind)
+    )
     chunk = b"%x\r\n%s\r\n" % (64 * 1024, b"a" * 64 * 1024)
     try:
         while sent[0] < 100 * 1024 * 1024:
