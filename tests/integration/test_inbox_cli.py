@@ -21,6 +21,7 @@ from callerid.plivo.signature import sign_v3
 from callerid.sandbox import DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN
 
 runner = CliRunner(env={"COLUMNS": "250"})
+MESSAGE_UUID = "4a9c2b1e-8f3d-4e6a-9b7c-1d2e3f405162"
 
 
 @pytest.fixture
@@ -89,7 +90,13 @@ def test_serve_receives_signed_webhooks(ledger_url: str) -> None:
         public = process.stdout.readline().rsplit(" ", 1)[1].strip()
         masked = process.stdout.readline()
         assert DEFAULT_AUTH_TOKEN not in masked
-        params = {"From": "14155550123", "To": "15005550100", "Text": "4821", "MessageUUID": "u1"}
+        params = {
+            "From": "14155550123",
+            "To": "15005550100",
+            "Text": "4821",
+            "Type": "sms",
+            "MessageUUID": MESSAGE_UUID,
+        }
         signature = sign_v3("POST", public, params, "123", DEFAULT_AUTH_TOKEN)
         headers = {"X-Plivo-Signature-V3": signature, "X-Plivo-Signature-V3-Nonce": "123"}
         assert httpx.post(public, data=params, headers=headers).status_code == 200
@@ -99,4 +106,4 @@ def test_serve_receives_signed_webhooks(ledger_url: str) -> None:
         process.wait(timeout=15)
     with open_ledger(ledger_url) as ledger, ledger.unit_of_work() as uow:
         rows = store.list_messages(uow.session)
-    assert [(m.external_id, m.account) for m in rows] == [("u1", DEFAULT_AUTH_ID)]
+    assert [(m.external_id, m.account) for m in rows] == [(MESSAGE_UUID, DEFAULT_AUTH_ID)]
