@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm.exc import StaleDataError
 
 from callerid.inbox import store
@@ -22,6 +23,7 @@ from callerid.inbox.matcher import match_new_messages
 from callerid.inbox.models import MatchedCode
 from callerid.ledger import OTP_WINDOW, ConcurrentUpdateError, recover_interrupted, states
 from callerid.ledger.models import FINAL_STATUSES, Number, NumberStatus
+from callerid.ledger.snapshot import is_serialization_failure
 from callerid.pipeline.ledger_reads import (
     LIVE,
     outcomes,
@@ -207,7 +209,9 @@ def claim_matched(pipeline: Pipeline, now: datetime) -> list[MatchedCode]:
                     now=now,
                 )
             uow.commit()
-    except (ConcurrentUpdateError, StaleDataError):
+    except (ConcurrentUpdateError, StaleDataError, DBAPIError) as exc:
+        if isinstance(exc, DBAPIError) and not is_serialization_failure(exc):
+            raise
         log.info("another run claimed some of these codes first; next round")
         return []
     return claimed
