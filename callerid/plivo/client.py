@@ -155,8 +155,12 @@ class PlivoClient:
         alias: str | None = None,
         channel: Channel | str = Channel.SMS,
         subaccount: str | None = None,
+        *,
+        send_by: float | None = None,
     ) -> Initiation:
-        """Ask Plivo to send an OTP to `phone_number`. Never sent twice (see module docstring)."""
+        """Ask Plivo to send an OTP to `phone_number`. Never sent twice (see module docstring).
+
+        `send_by` (a `time.monotonic()` value): not sent at all after it (`NotSentError`)."""
         digits = _digits(phone_number)
         try:
             channel_value = Channel(str(channel).lower())
@@ -168,7 +172,12 @@ class PlivoClient:
         if subaccount:
             body["subaccount"] = _path_id(subaccount, "subaccount")
         response = await self._transport.send(
-            "POST", f"{self._root}/", json=body, repeatable=False, phone_number=f"+{digits}"
+            "POST",
+            f"{self._root}/",
+            json=body,
+            repeatable=False,
+            phone_number=f"+{digits}",
+            send_by=send_by,
         )
         try:
             return Initiation.from_api(f"+{digits}", _json(response, "initiate"))
