@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -33,8 +34,30 @@ from callerid.plivo.retry import RetryPolicy, parse_retry_after
 
 logger = logging.getLogger("callerid.plivo")
 
+# The connection pool holds as many connections as requests the limiter lets be in flight at once:
+# its burst, then its rate for as long as a slow round trip lasts. Capped: past a few dozen, more
+# connections add no throughput on one host (requests beyond them wait a moment for a free one,
+# after their grant; the limiter counts them from when they reach the wire), while httpcore's pool
+# scans its connections and queued requests on every request event (issue 14: sized from the
+# rate, `ceil(rate/s)`, it held up to 20,000 connections and took a fifth of the run's CPU).
+POOL_MIN = 4
+POOL_MAX = 32
+ROUND_TRIP_BUDGET_S = 0.5
+# Below uvicorn's and most servers' 5 s idle timeout, so we rarely reuse a connection the server is
+# closing: that race looks like "dropped after send" and would make an initiate's outcome unknown.
+KEEPALIVE_EXPIRY_S = 4.0
+
 # The request never reached the server: repeating it cannot duplicate anything.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+def pool_limits(limiter: RateLimiter) -> httpx.Limits:
+    """The connection pool for a client paced by `limiter` (see POOL_MAX)."""
+    in_flight = limiter.burst + math.ceil(limiter.rate_per_s * ROUND_TRIP_BUDGET_S)
+    size = max(POOL_MIN, min(POOL_MAX, in_flight))
+    return httpx.Limits(
+        max_connections=size, max_keepalive_connections=size, keepalive_expiry=KEEPALIVE_EXPIRY_S
+    )
 
 
 @dataclass
