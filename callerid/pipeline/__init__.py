@@ -37,7 +37,19 @@ _HOMES = {
     "read_progress": "progress",
 }
 
-__all__ = sorted(_HOMES)
+__all__ = [
+    "NumberOutcome",
+    "Pipeline",
+    "PipelineOptions",
+    "Plan",
+    "Progress",
+    "RunPaths",
+    "StepResult",
+    "Work",
+    "build_plan",
+    "drive",
+    "read_progress",
+]
 
 
 def __getattr__(name: str) -> Any:
