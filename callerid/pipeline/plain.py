@@ -99,6 +99,7 @@ async def run_plain(
         csv_path=str(csv_path),
         follow_sandbox_clock=follow_sandbox_clock,
     ) as pipeline:
+        await pipeline.check_access()
         ledger_ops.register(pipeline, ingest)
         await account.sync_listed(pipeline)
         await account.recover(pipeline)
