@@ -3,7 +3,8 @@
 The account is PLIVO_AUTH_ID (the sandbox's account when no credentials are configured, as for
 `callerid run`); the database is CALLERID_DATABASE_URL or the SQLite file under the output folder.
 Codes are masked in everything printed. Exit status: 0 done, 1 refused (unknown message, not a
-valid code...), 2 bad configuration.
+valid code...; a code for a number that no live verification waits for is stored but exits 1),
+2 bad configuration.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ import ipaddress
 import os
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from callerid.masking import mask_codes_in_text, mask_otp, mask_secret
-from callerid.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from callerid.settings import Settings
 
 inbox_app = typer.Typer(no_args_is_help=True, help="The OTP inbox: webhook, sources, messages.")
 otp_app = typer.Typer(no_args_is_help=True, help="Codes typed by a person.")
@@ -93,6 +96,7 @@ def serve(
 ) -> None:
     """Receive Plivo inbound-SMS webhooks into the inbox until Ctrl-C."""
     from callerid.inbox import WebhookServer
+    from callerid.settings import load_settings
 
     settings = load_settings(database_url=database_url)
     if settings.uses_sandbox and not is_loopback(host):
@@ -145,6 +149,8 @@ def list_messages(
 
     if status is not None and status not in {s.value for s in InboxStatus}:
         raise _fail(f"unknown status {status!r}: use {', '.join(s.value for s in InboxStatus)}", 2)
+    from callerid.settings import load_settings
+
     settings = load_settings(database_url=database_url)
     with _scope(settings)() as session:
         messages = store.list_messages(session, status, account, limit)
@@ -177,6 +183,7 @@ def assign(
 ) -> None:
     """Settle a message: it belongs to NUMBER (the next match pass hands its code on)."""
     from callerid.inbox import InboxError, store
+    from callerid.settings import load_settings
 
     settings = load_settings(database_url=database_url)
     try:
@@ -197,6 +204,7 @@ def take_files(
 ) -> None:
     """Store the messages of every CSV/JSONL file waiting in FOLDER (each file taken once)."""
     from callerid.inbox import take_files as take
+    from callerid.settings import load_settings
 
     settings = load_settings(database_url=database_url)
     results = take(folder, _scope(settings), _account(settings, account)[0])
@@ -209,6 +217,7 @@ def take_files(
 def poll_imap(account: Account = None, database_url: DatabaseUrl = None) -> None:
     """Store the unseen messages of the IMAP mailbox (CALLERID_IMAP_* settings)."""
     from callerid.inbox import ImapError, ImapSettings, poll_mailbox
+    from callerid.settings import load_settings
 
     settings = load_settings(database_url=database_url)
     try:
@@ -227,16 +236,34 @@ def submit(
     account: Account = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Hand in a code a person received (a voice call, a phone without SMS forwarding)."""
+    """Hand in a code a person received (a voice call, a phone without SMS forwarding).
+
+    Exit 1 when no live verification waits for the number: the code is kept in the inbox (a
+    run started later does not use it: its verification sends a new code), and the number may
+    be mistyped."""
+    from datetime import UTC, datetime
+
     from callerid.inbox import InboxError, submit_code
+    from callerid.inbox.text import normalise_number
+    from callerid.inbox.waiting import still_waiting
+    from callerid.settings import load_settings
 
     settings = load_settings(database_url=database_url)
+    auth_id = _account(settings, account)[0]
     try:
         with _scope(settings)() as session:
-            message_id, _ = submit_code(session, _account(settings, account)[0], number, code)
+            message_id, _ = submit_code(session, auth_id, number, code)
+            e164 = normalise_number(number) or number.strip()
+            waiting = still_waiting(session, auth_id, [e164], datetime.now(UTC))
     except InboxError as exc:
         raise _fail(exc.message) from None
-    typer.echo(f"code {mask_otp(code)} recorded for {number.strip()} (inbox message {message_id})")
+    if not waiting:
+        raise _fail(
+            f"no live verification waits for {e164} (account {auth_id}): code "
+            f"{mask_otp(code)} stored as inbox message {message_id}, but nothing will use it. "
+            "Check the number, or start the run that verifies it (it sends a new code)."
+        )
+    typer.echo(f"code {mask_otp(code)} recorded for {e164} (inbox message {message_id})")
 
 
 def register(app: typer.Typer) -> None:

@@ -143,6 +143,8 @@ def apply(
             )
         else:
             reason = f"interrupted while {row.status}; window over and not listed"
+            if row.last_error:  # keep what interrupted it (an HTTP 5xx, a timeout...)
+                reason = f"{reason} (after: {row.last_error})"
             uow.numbers.transition(
                 row,
                 NumberStatus.EXPIRED,

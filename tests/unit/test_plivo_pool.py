@@ -1,0 +1,39 @@
+"""The client's connection pool is sized from what its limiter lets be in flight, with a cap
+(issue 14: sized from the rate, an unthrottled limiter meant a pool of 20,000 connections)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from callerid.plivo import PlivoClient, RateLimiter
+from callerid.plivo._transport import POOL_MAX, POOL_MIN, pool_limits
+
+
+@pytest.mark.parametrize(
+    ("max_requests", "period_s", "size"),
+    [
+        (10, 5.0, POOL_MIN),  # 1 burst + 1 per half second: the floor
+        (60, 5.0, 3 + 6),  # burst 3, 11.8/s for half a second
+        (300, 5.0, POOL_MAX),  # burst 15 + 30: capped
+        (100_000, 5.0, POOL_MAX),  # unthrottled: capped, not 20,000
+    ],
+)
+def test_the_pool_follows_the_limiters_concurrency(
+    max_requests: int, period_s: float, size: int
+) -> None:
+    limits = pool_limits(RateLimiter(max_requests, period_s))
+    assert limits.max_connections == limits.max_keepalive_connections == size
+
+
+def test_a_client_uses_that_pool() -> None:
+    async def pool_size() -> int:
+        limiter = RateLimiter(100_000, 5.0)
+        async with PlivoClient(
+            "MAXXXXXXXXXXXXXXXXXX", "t", "http://127.0.0.1:9", limiter=limiter
+        ) as c:
+            pool = c._transport._http._transport._pool  # type: ignore[attr-defined]
+            return int(pool._max_connections)
+
+    assert asyncio.run(pool_size()) == POOL_MAX
