@@ -91,7 +91,12 @@ def work(pipeline: Pipeline, decision_now: datetime) -> Work:
             .where(
                 Number.account == account,
                 (Number.status.in_([s.value for s in LIVE]) & (Number.expires_at <= decision_now))
-                | (Number.status == NumberStatus.EXPIRED.value),
+                | (Number.status == NumberStatus.EXPIRED.value)
+                # left mid-completion by a killed run, its grace over: resume it (loop's edit)
+                | (
+                    (Number.status == NumberStatus.COMPLETING.value)
+                    & (Number.updated_at <= decision_now)
+                ),
             )
         ).scalar_one()
         run = Counter(_statuses(session, account, pipeline.e164s).values())

@@ -60,6 +60,8 @@ class Pipeline:
         self._clock_sync = clock_sync
         self.e164s: list[str] = []  # this run's numbers, in file order (set by register)
         self.listed: set[str] | None = None  # the account's caller IDs, as last listed
+        # Numbers whose completion this process has in flight: recovery leaves them alone.
+        self.completing: set[str] = set()
         self.csv_path: str = ""
 
     def __repr__(self) -> str:
