@@ -75,7 +75,7 @@ def test_concurrent_inserts_leave_one_row(db_url: str) -> None:
 def test_match_settle_and_list(db_url: str) -> None:
     engine = make_engine(db_url)
     with session(engine) as s:
-        add_number(s, A, verification_uuid="uuid-a")
+        add_number(s, A, verification_uuid="uuid-a", initiated_at=NOW - timedelta(minutes=1))
         good = store.insert_message(s, msg("good"))[0]
         store.insert_message(s, msg("nobody", sender="14155559999"))
         store.insert_message(s, msg("two", text="1111 or 2222"))
@@ -97,7 +97,7 @@ def test_match_settle_and_list(db_url: str) -> None:
 def test_newest_message_wins_and_refused_code_falls_back(db_url: str) -> None:
     engine = make_engine(db_url)
     with session(engine) as s:
-        add_number(s, A, verification_uuid="uuid-a")
+        add_number(s, A, verification_uuid="uuid-a", initiated_at=NOW - timedelta(minutes=1))
         older = store.insert_message(s, msg("older", text="code 1111"))[0]
         row = store.get_row(s, older)
         row.received_at = NOW - timedelta(seconds=20)
@@ -111,7 +111,7 @@ def test_newest_message_wins_and_refused_code_falls_back(db_url: str) -> None:
 def test_assign_settles_a_message_for_a_person(db_url: str) -> None:
     engine = make_engine(db_url)
     with session(engine) as s:
-        add_number(s, B, verification_uuid="uuid-b")
+        add_number(s, B, verification_uuid="uuid-b", initiated_at=NOW - timedelta(minutes=1))
         mid = store.insert_message(s, msg("x", text="1111 or 2222", sender="14155559999"))[0]
         assert match_rows(s, ACCOUNT, NOW) == []
         assert store.get_message(s, mid).status == "unmatched"  # From is nobody waiting
@@ -135,7 +135,7 @@ def test_assign_settles_a_message_for_a_person(db_url: str) -> None:
 def test_typed_codes_match_like_messages(db_url: str) -> None:
     engine = make_engine(db_url)
     with session(engine) as s:
-        add_number(s, A, verification_uuid="uuid-a")
+        add_number(s, A, verification_uuid="uuid-a", initiated_at=NOW - timedelta(minutes=1))
         add_number(s, B, status=NumberStatus.INITIATING, verification_uuid=None)
         mid, created = submit_code(
             s, ACCOUNT, "+1 415 555 0123", " 4821 ", MessageSource.UI, "run:1"
