@@ -15,15 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
+
+from callerid.cli.terminal import console
 
 if TYPE_CHECKING:
     from callerid.reconcile.report import ReconcileReport
     from callerid.reconcile.service import ReconcileOptions
     from callerid.settings import Settings
 
-console = Console()
 
 Subaccount = Annotated[str | None, typer.Option(help="Only this subaccount's caller IDs.")]
 Country = Annotated[str | None, typer.Option(help="Only this country (ISO alpha-2).")]
@@ -75,6 +74,8 @@ async def run_direct(settings: Settings, options: ReconcileOptions) -> Reconcile
 
 
 def _print(report: ReconcileReport) -> None:
+    from rich.table import Table
+
     from callerid.reconcile.models import Outcome
 
     table = Table(title="Reconcile" + ("" if report.applied else " (dry run: nothing changed)"))

@@ -19,17 +19,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from callerid.cli import crash
+from callerid.cli.terminal import console
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from callerid.ingest import IngestResult
     from callerid.pipeline.options import RunPaths
     from callerid.settings import Settings
 
-console = Console()
 
 # The options of `callerid run` are the parameters of `run_command`, and nothing else: each is
 # passed to the `bulk_verify` flow under its own name unless it is listed here. A new option is a
@@ -103,6 +103,8 @@ def _nothing_to_verify(ingest: IngestResult, paths: RunPaths) -> typer.Exit:
 
 
 def _summary(result: dict[str, Any]) -> Table:
+    from rich.table import Table
+
     table = Table(title="Run summary")
     table.add_column("status")
     table.add_column("rows", justify="right")
@@ -177,7 +179,7 @@ def launch(options: dict[str, Any]) -> None:
     debug = crash.debugging()
     with prefect_run.run_logging(paths, debug=debug):
         thread = prefect_run.start_flow(flow_parameters(options, run_id=run_id), box)
-        prefect_run.watch(thread, paths, console, bars=not options["dry_run"])
+        prefect_run.watch(thread, paths, console.get(), bars=not options["dry_run"])
         if "error" in box:
             prefect_run.log_failure(box["error"])
     total_s = time.monotonic() - started
@@ -229,6 +231,8 @@ def runs(
     limit: Annotated[int, typer.Option(min=1, help="How many runs to show.")] = 10,
 ) -> None:
     """List recent runs recorded in the ledger, newest first, with their counts."""
+    from rich.table import Table
+
     from callerid.ledger import open_ledger
     from callerid.settings import load_settings
 

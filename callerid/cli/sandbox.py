@@ -12,7 +12,9 @@ import typer
 
 from callerid.masking import mask_secret
 
-sandbox_app = typer.Typer(no_args_is_help=True, help="The local Plivo sandbox.")
+sandbox_app = typer.Typer(
+    rich_markup_mode=None, no_args_is_help=True, help="The local Plivo sandbox."
+)
 
 
 def parse_rate(text: str) -> tuple[int, float]:
