@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from callerid.inbox import store
 from callerid.pipeline import ledger_ops
 from callerid.pipeline.report import (
     failure_rows,
@@ -63,6 +64,14 @@ class RunResult:
         }
 
 
+def forget_spent_codes(pipeline: Pipeline) -> int:
+    """Mask the codes of the account's inbox messages whose use is over (see inbox.store)."""
+    with pipeline.ledger.unit_of_work() as uow:
+        changed = store.retire_ended(uow.session, pipeline.clock.now(), pipeline.account)
+        uow.commit()
+    return changed
+
+
 def write_reports(
     pipeline: Pipeline,
     ingest: IngestResult,
@@ -73,6 +82,7 @@ def write_reports(
     """Write the reports from what the ledger knows. `incomplete`: the steps that failed, with
     why; the summary says so, and the run's row stays open (the next run carries on)."""
     incomplete = list(incomplete or [])
+    forget_spent_codes(pipeline)
     outcomes = ledger_ops.outcomes(pipeline, pipeline.e164s)
     rows = write_run_reports(pipeline.paths, ingest, outcomes)
     counts = status_counts(rows)
