@@ -100,6 +100,13 @@ class Ledger:
         # Rows handed out by a unit of work stay readable after its commit (callers copy them
         # into plain values after committing the claim).
         self.sessions: sessionmaker[Session] = sessionmaker(engine, expire_on_commit=False)
+        # Bumped by every commit made through this ledger: a cached read older than a commit of
+        # this process is stale (the loop's shared look at the ledger, `pipeline.ledger_reads`).
+        self.commits = 0
+        event.listen(self.sessions, "after_commit", self._committed)
+
+    def _committed(self, session: Session) -> None:
+        self.commits += 1  # a lost increment under a thread race only costs one extra read
 
     @property
     def url(self) -> str:

@@ -38,10 +38,10 @@ def test_a_429_burst_at_the_confirm_listing_still_ends_with_reports_and_artifact
 
     monkeypatch.setenv("CALLERID_RATE_LIMITED_DEADLINE_S", "1.5")
     csv_path = write_csv(tmp_path / "numbers.csv", ({"phone_number": n} for n in NUMBERS))
-    # The first listing (before the loop) goes through; the confirming one meets 429s for longer
-    # than the deadline.
+    # The access check's one-item page and the listing before the loop go through; the
+    # confirming one meets 429s for longer than the deadline.
     world.sandbox.faults.add(
-        Fault(FaultKind.STATUS, count=200, status=429, operation=Operation.LIST, after=1)
+        Fault(FaultKind.STATUS, count=200, status=429, operation=Operation.LIST, after=2)
     )
     with pytest.raises(RunIncompleteError) as caught:
         _flow(csv_path, "confirm-429-first")

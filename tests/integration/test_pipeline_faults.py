@@ -42,13 +42,14 @@ from tests.e2e.helpers import (
 
 NUMBERS = valid_numbers(6, prefix="+1646556")
 
-# step -> (operation, matching requests let through first): a run lists its account once before
-# the loop (one page for a small account) and once to confirm.
+# step -> (operation, matching requests let through first): a run reads one item of its list to
+# check its credentials, then lists its account before the loop (one page for a small account)
+# and once more to confirm.
 STEPS = {
-    "list": (Operation.LIST, 0),
+    "list": (Operation.LIST, 1),
     "initiate": (Operation.INITIATE, 0),
     "complete": (Operation.COMPLETE, 0),
-    "confirm": (Operation.LIST, 1),
+    "confirm": (Operation.LIST, 2),
 }
 # Steps whose failure ends the run incomplete; the loop's own steps retry number by number.
 FAILING_STEP = {"list": "list the account", "confirm": "confirm"}
