@@ -20,7 +20,7 @@ from callerid.pipeline import ledger_ops
 from callerid.pipeline.clock_sync import SandboxClockFollower
 from callerid.pipeline.options import PipelineOptions, RunPaths
 from callerid.pipeline.session import Pipeline
-from callerid.plivo import PlivoClient, RateLimiter, limiter_for
+from callerid.plivo import PlivoClient, RateLimiter, RetryPolicy, limiter_for
 from callerid.plivo.errors import (
     AuthenticationError,
     PlivoConnectionError,
@@ -206,7 +206,10 @@ async def open_run(
                 account, token, api_url, limiter=pacing, subaccount=options.subaccount
             )
 
-        async with PlivoClient(account, token, api_url, limiter=limiter) as client:
+        policy = RetryPolicy(rate_limited_deadline_s=settings.rate_limited_deadline_s)
+        async with PlivoClient(
+            account, token, api_url, limiter=limiter, retry_policy=policy
+        ) as client:
             pipeline = Pipeline(
                 account=account,
                 ledger=ledger,
