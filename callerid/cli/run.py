@@ -125,7 +125,9 @@ def register(app: typer.Typer) -> None:
             Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="The CSV.")
         ],
         region: Annotated[str, typer.Option(help="Region for numbers without +CC.")] = "US",
-        channel: Annotated[str, typer.Option(help="Default OTP channel: sms or call.")] = "sms",
+        channel: Annotated[
+            str, typer.Option(help="Default OTP channel: sms, call, or auto (fixed lines call).")
+        ] = "auto",
         subaccount: Annotated[str | None, typer.Option(help="Default subaccount.")] = None,
         max_attempts: Annotated[int, typer.Option(min=1, help="Initiations per number.")] = 2,
         max_in_flight: Annotated[int, typer.Option(min=1, help="Live verifications.")] = 300,
@@ -134,12 +136,16 @@ def register(app: typer.Typer) -> None:
         dry_run: Annotated[bool, typer.Option(help="Print the plan; send nothing.")] = False,
         ask_person: Annotated[bool, typer.Option(help="Ask for codes in the UI.")] = False,
         reply_delay: Annotated[float, typer.Option(help="Sandbox: seconds to reply.")] = 1.0,
+        sheet: Annotated[str | None, typer.Option(help="Spreadsheet sheet to read.")] = None,
+        owner: Annotated[str | None, typer.Option(help="Owner email for rows without.")] = None,
     ) -> None:
         """Verify every number of CSV_PATH as a caller ID (the sandbox if no credentials)."""
         prefect_env_defaults()
         settings = load_settings()
-        if channel not in ("sms", "call"):
-            raise typer.BadParameter("channel must be 'sms' or 'call'", param_hint="--channel")
+        if channel not in ("sms", "call", "auto"):
+            raise typer.BadParameter(
+                "channel must be 'sms', 'call' or 'auto'", param_hint="--channel"
+            )
         if settings.uses_sandbox:
             from callerid.pipeline.environment import SANDBOX_NOTICE
 
@@ -159,6 +165,8 @@ def register(app: typer.Typer) -> None:
             "ask_person": ask_person,
             "run_id": run_id,
             "sandbox_reply_delay_s": reply_delay,
+            "sheet": sheet,
+            "owner": owner,
         }
         if not os.environ.get("PREFECT_API_URL"):
             console.print(

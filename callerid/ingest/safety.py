@@ -12,16 +12,24 @@ from __future__ import annotations
 
 import re
 
-_FORMULA_START = frozenset("=@\t\r")
+_FORMULA_START = frozenset("=@\t\r\n")
 # `+` or `-` then only digits and the punctuation of phone numbers: no name, no reference.
 _NUMBER_LIKE = re.compile(r"[+-][0-9 ().\-/]*")
 
 
 def safe_cell(value: str) -> str:
-    """`value`, or `'value` when a spreadsheet would run it as a formula."""
+    """`value`, or `'value` when a spreadsheet would run it as a formula (leading spaces are
+    looked through: some importers trim them)."""
     if not value:
         return value
     first = value[0]
-    if first in _FORMULA_START or (first in "+-" and _NUMBER_LIKE.fullmatch(value) is None):
+    if first == " ":
+        rest = value.lstrip(" ")
+        if not rest:
+            return value
+        first = rest[0]
+    else:
+        rest = value
+    if first in _FORMULA_START or (first in "+-" and _NUMBER_LIKE.fullmatch(rest) is None):
         return "'" + value
     return value

@@ -73,15 +73,17 @@ def _pick_sheet(book: python_calamine.CalamineWorkbook, sheet: str | None, *, pa
 
 
 def _table(rows: Sequence[Sequence[object]], name: str, *, path: str) -> Table:
-    # Rows start at the sheet's row 1 and column A (skip_empty_area=False). Columns past the
-    # last one holding anything (a stray format can widen the used range) are dropped.
+    # Rows start at the sheet's row 1 and column A (skip_empty_area=False). Columns empty in
+    # every row are dropped: those left of the table, and those right of it (a stray format
+    # can widen the used range); they hold nothing to lose.
     texts = [[_text(value) for value in row] for row in rows]
-    width = max((_last_filled(cells) for cells in texts), default=0)
+    end = max((_last_filled(cells) for cells in texts), default=0)
+    start = min((_first_filled(cells) for cells in texts), default=0)
     header: list[str] | None = None
     records: list[tuple[int, list[str]]] = []
     blank = 0
-    for number, cells in enumerate(texts, start=1):
-        del cells[width:]
+    for number, row in enumerate(texts, start=1):
+        cells = row[start:end]
         if not "".join(cells).strip():
             blank += 1
         elif header is None:
@@ -91,6 +93,13 @@ def _table(rows: Sequence[Sequence[object]], name: str, *, path: str) -> Table:
     if header is None:
         raise IngestInputError(f"sheet {name!r} is empty: no header row, no rows", path=path)
     return Table(header=header, records=records, blank_lines=blank, delimiter="")
+
+
+def _first_filled(cells: list[str]) -> int:
+    for index, cell in enumerate(cells):
+        if cell.strip():
+            return index
+    return 1 << 30  # an empty row bounds nothing
 
 
 def _last_filled(cells: list[str]) -> int:
