@@ -183,7 +183,7 @@ def _ingest(
 
 def _read(file: Path, encoding: str | None, sheet: str | None) -> tuple[Table, _Source]:
     data = read_bytes(file)
-    kind = sniff_head(data[:8192], data)
+    kind = sniff_head(data[:8192], data, path=str(file))
     if kind != "text":
         from callerid.ingest.spreadsheet import read_sheet
 
@@ -271,11 +271,10 @@ class _Builder:
             return self.reject(row, country)
         if isinstance(outcome, Failure):
             return self.reject(row, outcome)
-        if row.channel in self._channels:
+        try:  # one lookup when seen (None, auto, is a value here)
             channel = self._channels[row.channel]
-        else:
-            channel = parse_channel(row.channel, self.default_channel)
-            self._channels[row.channel] = channel
+        except KeyError:
+            channel = self._channels[row.channel] = parse_channel(row.channel, self.default_channel)
         if isinstance(channel, Failure):
             return self.reject(row, channel)
         if channel is None:  # auto: by the number's type, already known
@@ -283,18 +282,17 @@ class _Builder:
         alias = parse_alias(row.alias)
         if isinstance(alias, Failure):
             return self.reject(row, alias)
-        if row.subaccount in self._subaccounts:
+        try:
             subaccount = self._subaccounts[row.subaccount]
-        else:
+        except KeyError:
             subaccount = parse_subaccount(row.subaccount, self.default_subaccount)
             self._subaccounts[row.subaccount] = subaccount
         if isinstance(subaccount, Failure):
             return self.reject(row, subaccount)
-        if row.owner in self._owners:
+        try:
             owner = self._owners[row.owner]
-        else:
-            owner = parse_owner(row.owner, self.default_owner)
-            self._owners[row.owner] = owner
+        except KeyError:
+            owner = self._owners[row.owner] = parse_owner(row.owner, self.default_owner)
         if isinstance(owner, Failure):
             return self.reject(row, owner)
         accepted = AcceptedRow(  # positional: the order of AcceptedRow's fields

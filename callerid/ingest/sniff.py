@@ -11,7 +11,6 @@ from __future__ import annotations
 import codecs
 import io
 import struct
-import zipfile
 from os import PathLike
 from pathlib import Path
 from typing import Literal
@@ -70,10 +69,11 @@ def sniff_input(path: str | PathLike[str]) -> InputKind:
     return sniff_head(head, file)
 
 
-def sniff_head(head: bytes, source: Path | bytes) -> InputKind:
+def sniff_head(head: bytes, source: Path | bytes, *, path: str = "") -> InputKind:
     """As `sniff_input`, from the file's first bytes (at least 8 KB when it is longer) and the
-    file itself (its path, or all its bytes) for a look inside a zip or OLE container."""
-    path = str(source) if isinstance(source, Path) else ""
+    file itself (its path, or all its bytes) for a look inside a zip or OLE container; `path`
+    names the file in errors (default: `source` when it is a path)."""
+    path = path or (str(source) if isinstance(source, Path) else "")
     if head.startswith(_ZIP):
         return _zip_kind(source, path)
     if head.startswith(_OLE):
@@ -111,6 +111,8 @@ def _is_text(head: bytes) -> bool:
 
 
 def _zip_kind(source: Path | bytes, path: str) -> InputKind:
+    import zipfile  # here: it pulls in the compression modules, and CSVs never need it
+
     try:
         with zipfile.ZipFile(source if isinstance(source, Path) else io.BytesIO(source)) as box:
             names = set(box.namelist())

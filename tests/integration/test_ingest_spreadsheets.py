@@ -225,8 +225,9 @@ def test_other_files_are_named(tmp_path: Path, data: bytes, looks_like: str) -> 
     message = r"this is not a CSV or spreadsheet file \(looks like: " + re.escape(looks_like)
     with pytest.raises(IngestInputError, match=message):
         sniff_input(path)
-    with pytest.raises(IngestInputError, match=message):
+    with pytest.raises(IngestInputError, match=message) as raised:
         ingest_csv(path)
+    assert raised.value.path == str(path)
 
 
 def test_text_and_old_workbooks_are_recognised(tmp_path: Path) -> None:
