@@ -12,14 +12,6 @@ from typing import Annotated
 
 import typer
 
-from callerid.ingest import (
-    IngestInputError,
-    ingest_csv,
-    summary_lines,
-    write_reports,
-)
-from callerid.settings import load_settings
-
 
 def check(
     file: Annotated[Path, typer.Argument(help="The CSV of phone numbers to check.")],
@@ -54,6 +46,9 @@ def check(
     ] = None,
 ) -> None:
     """Check a CSV as an import would read it; write accepted.csv and rejects.csv."""
+    from callerid.ingest import IngestInputError, ingest_csv, summary_lines, write_reports
+    from callerid.settings import load_settings
+
     try:
         result = ingest_csv(
             file,
