@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from callerid.masking import mask_secret
-from callerid.sandbox.state import DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN
+from callerid.sandbox.state import DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN, DEFAULT_SUBACCOUNTS
 
 sandbox_app = typer.Typer(no_args_is_help=True, help="The local Plivo sandbox.")
 
@@ -26,6 +26,14 @@ def parse_rate(text: str) -> tuple[int, float]:
     if limit < 1 or seconds <= 0:
         raise typer.BadParameter("rate needs at least 1 request in a period above 0 seconds")
     return limit, seconds
+
+
+def parse_subaccount(text: str) -> tuple[str, str]:
+    """`SA...=TOKEN` -> (auth id, token)."""
+    auth_id, sep, token = text.partition("=")
+    if not sep or not token or len(auth_id) != 20 or not auth_id.startswith("SA"):
+        raise typer.BadParameter("--subaccount must look like SA<18 characters>=TOKEN")
+    return auth_id, token
 
 
 @sandbox_app.command()
@@ -59,6 +67,20 @@ def serve(
     seed: Annotated[
         int | None, typer.Option(help="Seed for OTPs and UUIDs (repeatable runs).")
     ] = None,
+    subaccount: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Create a subaccount AUTH_ID=TOKEN (repeatable). None exist unless asked for.",
+            show_default=False,
+        ),
+    ] = None,
+    default_subaccounts: Annotated[
+        bool,
+        typer.Option(
+            "--default-subaccounts",
+            help="Create the two well-known sandbox subaccounts (public tokens).",
+        ),
+    ] = False,
 ) -> None:
     """Serve the sandbox until Ctrl-C."""
     from callerid.sandbox.backend import SandboxBackend
@@ -66,12 +88,15 @@ def serve(
 
     if len(auth_id) != 20 or auth_id[:2] not in ("MA", "SA"):
         raise typer.BadParameter("auth id must be MA or SA followed by 18 characters")
+    subaccounts = dict(DEFAULT_SUBACCOUNTS) if default_subaccounts else {}
+    subaccounts.update(parse_subaccount(text) for text in subaccount or [])
     backend = SandboxBackend(
         seed=seed,
         otp_digits=otp_digits,
         rate=parse_rate(rate),
         auth_id=auth_id,
         auth_token=auth_token,
+        subaccounts=subaccounts,
     )
     try:
         server = SandboxServer(
@@ -92,7 +117,7 @@ def serve(
     typer.echo(f"Plivo sandbox listening on {server.url}")
     typer.echo(f"  PLIVO_API_URL={server.url}")
     typer.echo(f"  PLIVO_AUTH_ID={auth_id}  PLIVO_AUTH_TOKEN={mask_secret(auth_token)}")
-    typer.echo(f"  subaccounts: {', '.join(backend.subaccounts)}")
+    typer.echo(f"  subaccounts: {', '.join(backend.subaccounts) or 'none'}")
     typer.echo(f"  OTP SMS -> {inbox_url or 'nowhere (read them at /_sandbox/messages)'}")
     if drop_dir:
         typer.echo(f"  OTP SMS files -> {drop_dir}")

@@ -62,7 +62,12 @@ async def open_run(
         clock_sync = None
         if settings.uses_sandbox:
             from callerid.inbox import WebhookServer
-            from callerid.sandbox import DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN, SandboxServer
+            from callerid.sandbox import (
+                DEFAULT_AUTH_ID,
+                DEFAULT_AUTH_TOKEN,
+                DEFAULT_SUBACCOUNTS,
+                SandboxServer,
+            )
 
             log.info(SANDBOX_NOTICE)
             # A fresh in-process sandbox knows no caller IDs; the ledger remembers what earlier
@@ -75,7 +80,12 @@ async def open_run(
                 WebhookServer(ledger, account, {account: token}, token, clock=clock)
             )
             sandbox = stack.enter_context(
-                SandboxServer(inbox_url=inbox.url, reply_delay_s=sandbox_reply_delay_s, clock=clock)
+                SandboxServer(
+                    inbox_url=inbox.url,
+                    reply_delay_s=sandbox_reply_delay_s,
+                    clock=clock,
+                    subaccounts=DEFAULT_SUBACCOUNTS,
+                )
             )
             remembered = ledger_ops.verified_numbers(ledger, account)
             for e164, alias in remembered:

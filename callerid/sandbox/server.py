@@ -14,6 +14,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -119,8 +120,9 @@ class SandboxServer(ThreadedUvicorn):
         late_s: float = 60.0,
         clock: Clock | None = None,
         seed: int | None = None,
+        subaccounts: Mapping[str, str] | None = None,
     ) -> None:
-        self.backend = backend or SandboxBackend(clock=clock, seed=seed)
+        self.backend = backend or SandboxBackend(clock=clock, seed=seed, subaccounts=subaccounts)
         self.faults = FaultQueue()
         self.network = PhoneNetwork(
             self.backend,

@@ -28,7 +28,7 @@ from callerid.sandbox.ratelimit import RollingWindowLimiter
 
 DEFAULT_AUTH_ID = "MASANDBOXACCOUNT0001"  # the SDK insists on MA/SA + 18 characters
 DEFAULT_AUTH_TOKEN = "sandbox-auth-token"
-DEFAULT_SUBACCOUNTS = {
+DEFAULT_SUBACCOUNTS = {  # the embedded sandbox account's; elsewhere only when asked
     "SASANDBOXSUBACCT0001": "sandbox-subaccount-token-1",
     "SASANDBOXSUBACCT0002": "sandbox-subaccount-token-2",
 }
@@ -49,8 +49,11 @@ class BackendState:
         rate: tuple[int, float] = (300, 5.0),
         auth_id: str = DEFAULT_AUTH_ID,
         auth_token: str = DEFAULT_AUTH_TOKEN,
-        subaccounts: Mapping[str, str] | None = DEFAULT_SUBACCOUNTS,
+        subaccounts: Mapping[str, str] | None = None,
     ) -> None:
+        """`subaccounts` (auth id -> token): created only when asked, never by default (a
+        sandbox with a private main token must not open well-known subaccount doors);
+        `DEFAULT_SUBACCOUNTS` are the two well-known ones the embedded sandbox account has."""
         if not 4 <= otp_digits <= 8:
             raise ValueError("otp_digits must be between 4 and 8")
         self.clock: Clock = clock or OffsetClock()

@@ -25,6 +25,7 @@ from callerid.sandbox import (
     SandboxServer,
     ThreadedUvicorn,
 )
+from callerid.sandbox.state import DEFAULT_SUBACCOUNTS
 
 MAIN = DEFAULT_AUTH_ID
 SUB1, SUB1_TOKEN = "SASANDBOXSUBACCT0001", "sandbox-subaccount-token-1"
@@ -97,7 +98,13 @@ def inbox(inbox_server: Inbox) -> Inbox:
 
 @pytest.fixture
 def sandbox(inbox: Inbox) -> Iterator[SandboxServer]:
-    with SandboxServer(inbox_url=inbox.url, reply_delay_s=0.05, late_s=30, seed=5) as running:
+    with SandboxServer(
+        inbox_url=inbox.url,
+        reply_delay_s=0.05,
+        late_s=30,
+        seed=5,
+        subaccounts=DEFAULT_SUBACCOUNTS,
+    ) as running:
         yield running
 
 

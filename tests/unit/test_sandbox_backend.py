@@ -24,6 +24,7 @@ from callerid.sandbox.errors import (
     UnauthorizedError,
 )
 from callerid.sandbox.models import SentOtp
+from callerid.sandbox.state import DEFAULT_SUBACCOUNTS
 
 SUB1, SUB2 = "SASANDBOXSUBACCT0001", "SASANDBOXSUBACCT0002"
 NUMBER = "+14155551234"
@@ -36,7 +37,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def backend(clock: ManualClock) -> SandboxBackend:
-    return SandboxBackend(clock=clock, seed=7)
+    return SandboxBackend(clock=clock, seed=7, subaccounts=DEFAULT_SUBACCOUNTS)
 
 
 def start(backend: SandboxBackend, number: str = NUMBER, **kw: str) -> tuple[str, str]:
@@ -317,7 +318,7 @@ def test_requests_over_the_rolling_window_get_429(clock: ManualClock) -> None:
 
 def test_a_subaccounts_requests_count_in_its_parents_window(clock: ManualClock) -> None:
     """Plivo's 300/5 s is account-wide: subaccount credentials share the main account's window."""
-    backend = SandboxBackend(clock=clock, rate=(3, 5.0))
+    backend = SandboxBackend(clock=clock, rate=(3, 5.0), subaccounts=DEFAULT_SUBACCOUNTS)
     backend.begin_request(SUB1, SUB1, "sandbox-subaccount-token-1")
     backend.begin_request(SUB2, SUB2, "sandbox-subaccount-token-2")
     backend.begin_request(MAIN, MAIN, DEFAULT_AUTH_TOKEN)
@@ -391,3 +392,14 @@ def test_reads_do_not_shift_the_seeded_sequence() -> None:
         busy.new_api_id()
         busy.list(MAIN)
     assert start(quiet) == start(busy)
+
+
+def test_subaccounts_exist_only_when_asked_for() -> None:
+    """A sandbox with its own main token has no subaccount with a well-known token (issue 13)."""
+    private = SandboxBackend(auth_token="a-private-token")
+    assert private.subaccounts == ()
+    with expect(UnauthorizedError, "authentication failed"):
+        private.begin_request(SUB1, SUB1, "sandbox-subaccount-token-1")
+    asked = SandboxBackend(auth_token="a-private-token", subaccounts={SUB1: "own-token"})
+    assert asked.subaccounts == (SUB1,)
+    asked.begin_request(SUB1, SUB1, "own-token")
