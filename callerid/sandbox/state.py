@@ -9,9 +9,10 @@ from __future__ import annotations
 import random
 import threading
 import uuid
+from bisect import bisect_left, insort
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from hmac import compare_digest
 from typing import Any
 
@@ -95,8 +96,13 @@ class BackendState:
             self._callers: dict[str, CallerId] = {}
             self._order: dict[str, int] = {}  # creation sequence: breaks created_at ties
             self._seq = 0
+            # list pages come from these, never from a scan: per view (all, one subaccount, one
+            # country) the caller IDs sorted oldest first by (created_at, sequence)
+            self._views: dict[tuple[str, str], list[tuple[datetime, int, str]]] = {}
             self._verifications: dict[str, Verification] = {}
+            self._pending: dict[str, str] = {}  # number -> uuid of its pending verification
             self._messages: list[SentOtp] = []
+            self._messages_by_number: dict[str, list[SentOtp]] = {}
             self._numbers: dict[str, NumberStats] = {}
             self._total_requests = 0
             self._rate_limited = 0
@@ -192,9 +198,11 @@ class BackendState:
 
     def messages(self, phone_number: str | None = None) -> list[SentOtp]:
         """Every OTP sent (to one number, or to all), oldest first."""
-        number = parse_number(phone_number) if phone_number else None
         with self._lock:
-            return [m for m in self._messages if number is None or m.phone_number == number]
+            if not phone_number:
+                return list(self._messages)
+            number = parse_number(phone_number)
+            return list(self._messages_by_number.get(number, ())) if number else []
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -208,10 +216,47 @@ class BackendState:
     # -- internals ------------------------------------------------------------------------------
 
     def _store(self, caller: CallerId) -> None:
-        if caller.phone_number not in self._order:
+        number = caller.phone_number
+        if number not in self._order:
             self._seq += 1
-            self._order[caller.phone_number] = self._seq
-        self._callers[caller.phone_number] = caller
+            self._order[number] = self._seq
+        old = self._callers.get(number)
+        if old is not None:
+            self._unindex(old)
+        self._callers[number] = caller
+        self._index(caller)
+
+    def _drop(self, number: str) -> None:
+        caller = self._callers.pop(number)
+        self._unindex(caller)
+        del self._order[number]
+
+    def _record_sent(self, sent: SentOtp) -> None:
+        self._messages.append(sent)
+        self._messages_by_number.setdefault(sent.phone_number, []).append(sent)
+
+    @staticmethod
+    def _view_keys(caller: CallerId) -> tuple[tuple[str, str], ...]:
+        return (("all", ""), ("sub", caller.subaccount), ("country", caller.country.upper()))
+
+    def _sort_key(self, caller: CallerId) -> tuple[datetime, int, str]:
+        return (caller.created_at, self._order[caller.phone_number], caller.phone_number)
+
+    def _index(self, caller: CallerId) -> None:
+        key = self._sort_key(caller)
+        for view in self._view_keys(caller):
+            insort(self._views.setdefault(view, []), key)  # appends when created_at grows
+
+    def _unindex(self, caller: CallerId) -> None:
+        key = self._sort_key(caller)
+        for view in self._view_keys(caller):
+            entries = self._views[view]
+            at = bisect_left(entries, key)
+            if at < len(entries) and entries[at] == key:
+                del entries[at]
+
+    def _view(self, name: str, value: str) -> list[tuple[datetime, int, str]]:
+        return self._views.get((name, value), [])
 
     def _number_stats(self, number: str) -> NumberStats:
         return self._numbers.setdefault(number, NumberStats())

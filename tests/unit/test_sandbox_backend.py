@@ -403,3 +403,40 @@ def test_subaccounts_exist_only_when_asked_for() -> None:
     asked = SandboxBackend(auth_token="a-private-token", subaccounts={SUB1: "own-token"})
     assert asked.subaccounts == (SUB1,)
     asked.begin_request(SUB1, SUB1, "own-token")
+
+
+class _NoScan(dict):  # type: ignore[type-arg]
+    """A dict that refuses to be walked: operations that must not scan every entry use it."""
+
+    def values(self):  # type: ignore[no-untyped-def]
+        raise AssertionError("scanned every entry")
+
+    def items(self):  # type: ignore[no-untyped-def]
+        raise AssertionError("scanned every entry")
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        raise AssertionError("scanned every entry")
+
+
+def test_initiate_and_list_pages_never_scan_every_number(clock: ManualClock) -> None:
+    """Issue 14: the sandbox does O(1)-ish work per initiate and per list page (indexes),
+    so it is never the limit at 100,000 numbers. Walking every caller ID or verification fails."""
+    backend = SandboxBackend(clock=clock, seed=3, subaccounts=DEFAULT_SUBACCOUNTS)
+    for i in range(60):
+        backend.seed_verified(f"+1415555{1000 + i}", subaccount=SUB1 if i % 3 == 0 else None)
+        clock.advance(1)
+    backend._callers = _NoScan(backend._callers)  # type: ignore[attr-defined]
+    backend._verifications = _NoScan(backend._verifications)  # type: ignore[attr-defined]
+    uuid, _ = start(backend, "+14155552000")
+    start(backend, "+14155552000")  # supersedes the first
+    assert backend.verification(uuid).state.value == "superseded"  # type: ignore[union-attr]
+    first = backend.list(MAIN, limit=20)
+    assert first.total_count == 60 and first.objects[0].phone_number == "+14155551059"
+    last = backend.list(MAIN, limit=20, offset=40)
+    assert last.objects[-1].phone_number == "+14155551000"
+    by_sub = backend.list(MAIN, subaccount=SUB1, limit=20, offset=10)
+    assert by_sub.total_count == 20 and len(by_sub.objects) == 10
+    assert by_sub.objects[0].phone_number == "+14155551027"
+    assert backend.list(SUB1, limit=5).total_count == 20
+    assert backend.list(MAIN, country="us", limit=20).total_count == 60
+    assert len(backend.messages("+14155552000")) == 2
