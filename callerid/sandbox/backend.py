@@ -35,7 +35,7 @@ from callerid.sandbox.models import (
     Verification,
     VerificationState,
 )
-from callerid.sandbox.numbers import country_of, parse_number
+from callerid.sandbox.numbers import country_of, is_fixed_line, parse_number
 from callerid.sandbox.state import (
     DEFAULT_AUTH_ID,
     DEFAULT_AUTH_TOKEN,
@@ -124,6 +124,7 @@ class SandboxBackend(BackendState):
                 account=verification.subaccount or self.main_auth_id,
                 sent_at=now,
                 expires_at=verification.expires_at,
+                reaches_phone=verification.channel is Channel.CALL or not is_fixed_line(number),
             )
             self._record_sent(sent)
         for listener in list(self._listeners):
