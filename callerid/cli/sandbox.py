@@ -74,6 +74,15 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            "--state",
+            dir_okay=False,
+            help="Keep the account (caller IDs, subaccounts) in this file, shared with every "
+            "process using it; e.g. out/sandbox-account.json, the embedded default's account.",
+        ),
+    ] = None,
     default_subaccounts: Annotated[
         bool,
         typer.Option(
@@ -90,14 +99,21 @@ def serve(
         raise typer.BadParameter("auth id must be MA or SA followed by 18 characters")
     subaccounts = dict(DEFAULT_SUBACCOUNTS) if default_subaccounts else {}
     subaccounts.update(parse_subaccount(text) for text in subaccount or [])
-    backend = SandboxBackend(
-        seed=seed,
-        otp_digits=otp_digits,
-        rate=parse_rate(rate),
-        auth_id=auth_id,
-        auth_token=auth_token,
-        subaccounts=subaccounts,
-    )
+    from callerid.sandbox.persistence import StateFileError
+
+    try:
+        backend = SandboxBackend(
+            seed=seed,
+            otp_digits=otp_digits,
+            rate=parse_rate(rate),
+            auth_id=auth_id,
+            auth_token=auth_token,
+            subaccounts=subaccounts,
+            state_file=state,
+        )
+    except (StateFileError, OSError) as exc:
+        typer.echo(f"error: --state {state}: {exc}", err=True)
+        raise typer.Exit(2) from None
     try:
         server = SandboxServer(
             backend,
@@ -121,6 +137,8 @@ def serve(
     typer.echo(f"  OTP SMS -> {inbox_url or 'nowhere (read them at /_sandbox/messages)'}")
     if drop_dir:
         typer.echo(f"  OTP SMS files -> {drop_dir}")
+    if state:
+        typer.echo(f"  account state -> {state}")
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -94,7 +94,7 @@ class SandboxBackend(BackendState):
         channel_text = (clean(channel) or Channel.SMS.value).lower()
         if channel_text not in {c.value for c in Channel}:
             raise BadRequestError("channel must be sms or call")
-        with self._lock:
+        with self._reading():
             owner = self._owner_subaccount(account, clean(subaccount))
             if number in self._callers:
                 raise BadRequestError("phone number is already verified")
@@ -139,7 +139,7 @@ class SandboxBackend(BackendState):
         code = clean(otp)
         if code is None:
             raise BadRequestError("otp is required")
-        with self._lock:
+        with self._changing():
             found = self._verifications.get(verification_uuid)
             if (
                 found is None
@@ -182,7 +182,7 @@ class SandboxBackend(BackendState):
             return caller
 
     def get(self, account: str, phone_number: str) -> CallerId:
-        with self._lock:
+        with self._reading():
             return self._lookup(account, phone_number)
 
     def list(
@@ -206,7 +206,7 @@ class SandboxBackend(BackendState):
             if want_sub not in (None, account):
                 return Page((), size, skip, 0)
             want_sub = account
-        with self._lock:
+        with self._reading():
             # the narrowest view; the other filters (rarely combined) then scan that view only
             if want_sub is not None:
                 view = self._view("sub", want_sub)
@@ -238,7 +238,7 @@ class SandboxBackend(BackendState):
         alias: str | None = None,
         subaccount: str | None = None,
     ) -> CallerId:
-        with self._lock:
+        with self._changing():
             caller = self._lookup(account, phone_number)
             owner = self._owner_subaccount(account, clean(subaccount))
             new_alias = clean(alias)
@@ -253,6 +253,6 @@ class SandboxBackend(BackendState):
             return caller
 
     def delete(self, account: str, phone_number: str) -> None:
-        with self._lock:
+        with self._changing():
             caller = self._lookup(account, phone_number)
             self._drop(caller.phone_number)
