@@ -20,14 +20,9 @@ class IncompleteCredentialsError(ValueError):
 def account_id(settings: Settings) -> str:
     """The configured account's auth id; the embedded sandbox account's when neither
     credential is set (only then: half a configuration is a mistake, not a wish)."""
-    has_id, has_token = bool(settings.plivo_auth_id), bool(settings.plivo_auth_token)
-    if has_id != has_token:
-        missing, present = (
-            ("PLIVO_AUTH_TOKEN", "PLIVO_AUTH_ID")
-            if has_id
-            else ("PLIVO_AUTH_ID", "PLIVO_AUTH_TOKEN")
-        )
-        raise IncompleteCredentialsError(f"{missing} is not set ({present} is)")
+    problem = settings.missing_credential()
+    if problem:
+        raise IncompleteCredentialsError(problem)
     if settings.uses_sandbox:
         return EMBEDDED_AUTH_ID
     assert settings.plivo_auth_id is not None  # uses_sandbox said so
