@@ -16,6 +16,8 @@ from callerid import __version__
 from callerid.cli import check, crash, db, inbox, reconcile, run, sandbox
 
 app = typer.Typer(
+    # Plain help: typer's rich help imports more than the rest of `callerid --help` together.
+    rich_markup_mode=None,
     no_args_is_help=True,
     help="Bulk-verify phone numbers as Plivo caller IDs.",
     pretty_exceptions_enable=False,

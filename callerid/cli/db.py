@@ -13,14 +13,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Column, Table
+
+from callerid.cli.terminal import console
 
 if TYPE_CHECKING:
+    from rich.table import Table
     from sqlalchemy.exc import SQLAlchemyError
 
-db_app = typer.Typer(no_args_is_help=True, help="The ledger's database: schema migrations.")
-console = Console()
+db_app = typer.Typer(
+    rich_markup_mode=None, no_args_is_help=True, help="The ledger's database: schema migrations."
+)
 
 DatabaseUrl = Annotated[
     str | None, typer.Option("--url", help="Ledger database URL (default: CALLERID_DATABASE_URL).")
@@ -130,6 +132,8 @@ def status(
 def _count_tables(counts: Mapping[str, Mapping[Any, int]], width: int) -> Iterator[Table]:
     """Numbers per status: a row per status, a column per account (as many accounts side by
     side as the terminal's width holds, so no header is ever cut)."""
+    from rich.table import Column, Table
+
     from callerid.ledger import NumberStatus
 
     names = list(counts)

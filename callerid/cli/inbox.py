@@ -16,16 +16,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from callerid.cli.terminal import console as _terminal
 from callerid.masking import mask_codes_in_text, mask_otp, mask_secret
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from callerid.settings import Settings
 
-inbox_app = typer.Typer(no_args_is_help=True, help="The OTP inbox: webhook, sources, messages.")
-otp_app = typer.Typer(no_args_is_help=True, help="Codes typed by a person.")
+inbox_app = typer.Typer(
+    rich_markup_mode=None, no_args_is_help=True, help="The OTP inbox: webhook, sources, messages."
+)
+otp_app = typer.Typer(rich_markup_mode=None, no_args_is_help=True, help="Codes typed by a person.")
 SUBACCOUNT_TOKENS_ENV = "CALLERID_INBOX_SUBACCOUNT_TOKENS"  # "SA...:token,SA...:token"
 
 DatabaseUrl = Annotated[
@@ -51,7 +54,7 @@ def _scope(settings: Settings) -> Any:
 
 
 def _console() -> Console:
-    return Console()  # made per command: it reads the terminal's width (COLUMNS) when used
+    return _terminal.get()  # made per command: it reads the terminal's width (COLUMNS) when used
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -154,6 +157,8 @@ def list_messages(
     settings = load_settings(database_url=database_url)
     with _scope(settings)() as session:
         messages = store.list_messages(session, status, account, limit)
+    from rich.table import Table
+
     table = Table("id", "status", "source", "from", "to", "received", "number", "code", "text")
     for m in messages:
         table.add_row(

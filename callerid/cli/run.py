@@ -19,17 +19,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from callerid.cli import crash
+from callerid.cli.terminal import console
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from callerid.ingest import IngestResult
     from callerid.pipeline.options import RunPaths
     from callerid.settings import Settings
 
-console = Console()
 
 # The options of `callerid run` are the parameters of `run_command`, and nothing else: each is
 # passed to the `bulk_verify` flow under its own name unless it is listed here. A new option is a
@@ -42,6 +42,8 @@ INGEST_NAMES = {
     "encoding": "encoding",
     "channel": "default_channel",
     "subaccount": "default_subaccount",
+    "sheet": "sheet",
+    "owner": "default_owner",
 }
 
 
@@ -103,6 +105,8 @@ def _nothing_to_verify(ingest: IngestResult, paths: RunPaths) -> typer.Exit:
 
 
 def _summary(result: dict[str, Any]) -> Table:
+    from rich.table import Table
+
     table = Table(title="Run summary")
     table.add_column("status")
     table.add_column("rows", justify="right")
@@ -150,8 +154,8 @@ def launch(options: dict[str, Any]) -> None:
 
     started = time.monotonic()
     prefect_run.prefect_env_defaults()  # before anything imports Prefect
-    if options["channel"] not in ("sms", "call"):
-        raise typer.BadParameter("channel must be 'sms' or 'call'", param_hint="--channel")
+    if options["channel"] not in ("sms", "call", "auto"):
+        raise typer.BadParameter("channel must be 'sms', 'call' or 'auto'", param_hint="--channel")
     settings = load_settings()
     if settings.missing_credential() and not os.environ.get("PREFECT_API_URL"):
         check_credentials(settings)  # exit 2 now: the input check can wait
@@ -177,7 +181,7 @@ def launch(options: dict[str, Any]) -> None:
     debug = crash.debugging()
     with prefect_run.run_logging(paths, debug=debug):
         thread = prefect_run.start_flow(flow_parameters(options, run_id=run_id), box)
-        prefect_run.watch(thread, paths, console, bars=not options["dry_run"])
+        prefect_run.watch(thread, paths, console.get(), bars=not options["dry_run"])
         if "error" in box:
             prefect_run.log_failure(box["error"])
     total_s = time.monotonic() - started
@@ -229,6 +233,8 @@ def runs(
     limit: Annotated[int, typer.Option(min=1, help="How many runs to show.")] = 10,
 ) -> None:
     """List recent runs recorded in the ledger, newest first, with their counts."""
+    from rich.table import Table
+
     from callerid.ledger import open_ledger
     from callerid.settings import load_settings
 
@@ -255,7 +261,9 @@ def run_command(
         Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="The CSV.")
     ],
     region: Annotated[str, typer.Option(help="Region for numbers without +CC.")] = "US",
-    channel: Annotated[str, typer.Option(help="Default OTP channel: sms or call.")] = "sms",
+    channel: Annotated[
+        str, typer.Option(help="Default OTP channel: sms, call, or auto (fixed lines call).")
+    ] = "auto",
     subaccount: Annotated[str | None, typer.Option(help="Default subaccount.")] = None,
     max_attempts: Annotated[int, typer.Option(min=1, help="Initiations per number.")] = 2,
     max_in_flight: Annotated[int, typer.Option(min=1, help="Live verifications.")] = 300,
@@ -264,6 +272,8 @@ def run_command(
     dry_run: Annotated[bool, typer.Option(help="Print the plan; send nothing.")] = False,
     ask_person: Annotated[bool, typer.Option(help="Ask for codes in the UI.")] = False,
     reply_delay: Annotated[float, typer.Option(help="Sandbox: seconds to reply.")] = 1.0,
+    sheet: Annotated[str | None, typer.Option(help="Spreadsheet sheet to read.")] = None,
+    owner: Annotated[str | None, typer.Option(help="Owner email for rows without.")] = None,
     debug: Annotated[
         bool, typer.Option("--debug", help="Tracebacks and Prefect's errors on the terminal.")
     ] = False,

@@ -43,6 +43,7 @@ from callerid.ledger.snapshot import begin_snapshot
 
 ASSIGNED_NOTE = "assigned by a person"
 WAITING_NOTE = "waiting for the number's verification"
+USED_NOTE = "the number was verified with this code"
 # How much older than the number's initiation a message may be stamped and still count as a
 # reply to it: whole-second stamps (an e-mail Date header) lose up to 1 s, and an SMS gateway's
 # clock may be a few seconds behind ours.
@@ -89,6 +90,16 @@ class NumberState:
             return LiveVerification(self.e164, self.verification_uuid, self.initiated_at)
         return None
 
+    def verified_window(self) -> tuple[datetime, datetime] | None:
+        """The window of the verification that verified it, when the ledger knows it."""
+        if (
+            self.status == NumberStatus.VERIFIED.value
+            and self.initiated_at is not None
+            and self.expires_at is not None
+        ):
+            return as_utc(self.initiated_at), as_utc(self.expires_at)
+        return None
+
     def waiting(self, now: datetime) -> bool:
         """Not final and its window not over: a message naming it must not be written off."""
         if self.status in FINAL_STATUSES:
@@ -125,6 +136,21 @@ def _number_for(
     return None, None
 
 
+def _verified_in_window(
+    row: InboxMessage,
+    reading: TextReading,
+    verified: Mapping[str, tuple[datetime, datetime]],
+    region: str,
+) -> str | None:
+    received = as_utc(row.received_at)
+    named = [normalise_number(row.from_number, region), normalise_number(row.to_number, region)]
+    for e164 in [*named, *reading.numbers]:
+        window = verified.get(e164 or "")
+        if window is not None and window[0] - STALE_TOLERANCE <= received <= window[1]:
+            return e164
+    return None
+
+
 def _staleness(
     received_at: datetime,
     verification: LiveVerification,
@@ -146,12 +172,14 @@ def classify(
     *,
     earlier_codes: Mapping[str, frozenset[str]] | None = None,
     reading: TextReading | None = None,
+    verified: Mapping[str, tuple[datetime, datetime]] | None = None,
 ) -> Outcome:
     """Decide one message (pure: writes nothing).
 
     `live`: the named numbers whose verification a code can complete now; `waiting`: the named
     numbers that are not final and whose window has not ended but that are not live (a message
-    naming one waits); `earlier_codes`: per live number, codes of its earlier verifications.
+    naming one waits); `earlier_codes`: per live number, codes of its earlier verifications;
+    `verified`: named numbers that are verified, with the window of that verification.
     """
     if row.matched_e164 and row.code and row.note == ASSIGNED_NOTE:
         if row.matched_e164 in live:
@@ -166,6 +194,11 @@ def classify(
         return decided
     code = reading.code
     if e164 is None:
+        used_by = _verified_in_window(row, reading, verified or {}, region)
+        if used_by is not None and code is not None:
+            # Its number was verified in this window (by a run killed before it could mark the
+            # message used, or by a copy from another source): the code has been used.
+            return Outcome(InboxStatus.USED, used_by, code, USED_NOTE)
         return Outcome(
             InboxStatus.UNMATCHED, code=code, note="no waiting number in From, To or text"
         )
@@ -255,6 +288,7 @@ def match_rows(
     states = _states(session, account, set().union(*names))
     live = {e: v for e, s in states.items() if (v := s.live(now)) is not None}
     waiting = frozenset(e for e, s in states.items() if e not in live and s.waiting(now))
+    verified = {e: w for e, s in states.items() if (w := s.verified_window()) is not None}
     # Codes of earlier verifications are looked up only for messages stamped just before an
     # initiation (older ones are stale anyway): rarely any.
     band = {
@@ -266,7 +300,9 @@ def match_rows(
     earlier = _earlier_codes(session, account, live, band)
     best: dict[str, MatchedCode] = {}
     for row, reading in zip(rows, readings, strict=True):
-        outcome = classify(row, live, waiting, region, earlier_codes=earlier, reading=reading)
+        outcome = classify(
+            row, live, waiting, region, earlier_codes=earlier, reading=reading, verified=verified
+        )
         if outcome.status is InboxStatus.NEW:
             if outcome.e164 and outcome.code:
                 verification = live[outcome.e164]
@@ -274,7 +310,9 @@ def match_rows(
                     outcome.e164, verification.verification_uuid, outcome.code, row.id
                 )
             continue
-        if write:
+        if write and outcome.status is InboxStatus.USED:
+            store.mark_used(session, row.id, outcome.e164, outcome.code)
+        elif write:
             store.set_status(
                 session,
                 row.id,

@@ -273,9 +273,13 @@ def record_completions(
 
 
 @_retry_on_conflict
-def expire_and_recover(pipeline: Pipeline, decision_now: datetime) -> dict[str, int]:
+def expire_and_recover(
+    pipeline: Pipeline, decision_now: datetime, busy: frozenset[str] = frozenset()
+) -> dict[str, int]:
     """Expire what missed its window (re-queue or fail by attempts left) and resolve crash
-    leftovers whose window has now passed, in one unit of work."""
+    leftovers untouched since `decision_now` (a `completing` one goes back to `initiated`, so
+    its waiting code is submitted again), in one unit of work. `busy`: numbers this process is
+    completing right now (not leftovers, however long their call takes)."""
     listed = pipeline.listed or set()
     max_attempts = pipeline.options.max_attempts
     with pipeline.ledger.unit_of_work() as uow:
@@ -286,6 +290,7 @@ def expire_and_recover(pipeline: Pipeline, decision_now: datetime) -> dict[str, 
             lambda e164: e164 in listed,
             pipeline.run_id,
             max_attempts=max_attempts,
+            skip=busy,
         )
         expired = uow.numbers.expire_due(
             pipeline.account, decision_now, pipeline.run_id, max_attempts

@@ -173,14 +173,24 @@ async def complete_matched(pipeline: Pipeline) -> StepResult:
     codes = await asyncio.to_thread(ledger_ops.claim_matched, pipeline, pipeline.clock.now())
     if not codes:
         return StepResult()
-    results = await asyncio.gather(*(_complete_one(pipeline, c) for c in codes))
-    await asyncio.to_thread(ledger_ops.record_completions, pipeline, codes, list(results))
+    mine = {c.e164 for c in codes}
+    pipeline.completing |= mine
+    try:
+        results = await asyncio.gather(*(_complete_one(pipeline, c) for c in codes))
+        await asyncio.to_thread(ledger_ops.record_completions, pipeline, codes, list(results))
+    finally:
+        pipeline.completing -= mine  # left `completing` by a failure: recovery resumes them
     return StepResult(len(codes), dict(Counter(o.status.value for o in results)))
 
 
 async def expire_due(pipeline: Pipeline) -> StepResult:
-    """Expire live verifications past their window; re-queue or fail them by attempts left."""
+    """Expire live verifications past their window; re-queue or fail them by attempts left;
+    resume what a killed run left `completing` once its grace is over (its code is submitted
+    again)."""
     counts = await asyncio.to_thread(
-        ledger_ops.expire_and_recover, pipeline, decision_time(pipeline)
+        ledger_ops.expire_and_recover,
+        pipeline,
+        decision_time(pipeline),
+        frozenset(pipeline.completing),
     )
     return StepResult(sum(counts.values()), counts)

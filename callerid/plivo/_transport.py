@@ -82,6 +82,10 @@ class Transport:
         self._http = http
         self._secrets = secrets  # masked in any API text that goes into an exception
         self._limiter = limiter
+        # Requests enter the connection pool only as fast as its connections free up: a request
+        # queued inside httpcore's pool is rescanned on every pool event (O(queued x connections)
+        # each), one waiting here costs nothing until it is woken.
+        self._gate = asyncio.Semaphore(pool_limits(limiter).max_connections or POOL_MAX)
         self._policy = policy
         self._sleep = sleep
 
@@ -157,9 +161,10 @@ class Transport:
 
         start = time.monotonic()
         try:
-            response = await self._http.request(
-                method, path, json=json, params=params, extensions={"trace": on_wire}
-            )
+            async with self._gate:
+                response = await self._http.request(
+                    method, path, json=json, params=params, extensions={"trace": on_wire}
+                )
         except _NOT_SENT as exc:
             self._log(method, path, type(exc).__name__, trace.attempts, start)
             raise PlivoConnectionError(

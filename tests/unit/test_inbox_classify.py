@@ -94,3 +94,17 @@ def test_assigned_by_a_person_wins_over_the_text() -> None:
     assert (outcome.status, outcome.e164, outcome.code) == (InboxStatus.NEW, B, "2222")
     gone = classify(msg, {A: LIVE[A]})
     assert gone.status is InboxStatus.UNMATCHED
+
+
+def test_a_code_for_a_number_verified_in_its_window_is_used_not_unmatched() -> None:
+    """A killed run submitted it (the account lists the number) but never marked it used."""
+    msg = message("code 4821", sender="14155559999")
+    window = {"+14155559999": (T0, T0 + timedelta(minutes=15))}
+    outcome = classify(msg, LIVE, verified=window)
+    assert (outcome.status, outcome.e164, outcome.code) == (
+        InboxStatus.USED,
+        "+14155559999",
+        "4821",
+    )
+    later = message("code 4821", sender="14155559999", at=T0 + timedelta(minutes=16))
+    assert classify(later, LIVE, verified=window).status is InboxStatus.UNMATCHED

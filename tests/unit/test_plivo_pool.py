@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 
 from callerid.plivo import PlivoClient, RateLimiter
-from callerid.plivo._transport import POOL_MAX, POOL_MIN, pool_limits
+from callerid.plivo._transport import POOL_MAX, POOL_MIN, Transport, pool_limits
+from callerid.plivo.retry import RetryPolicy
 
 
 @pytest.mark.parametrize(
@@ -37,3 +39,30 @@ def test_a_client_uses_that_pool() -> None:
             return int(pool._max_connections)
 
     assert asyncio.run(pool_size()) == POOL_MAX
+
+
+def test_requests_beyond_the_pool_wait_outside_it() -> None:
+    """httpcore rescans every request queued in its pool on each pool event; the transport lets
+    in only as many requests as the pool has connections."""
+    inside = 0
+    most = 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal inside, most
+        inside += 1
+        most = max(most, inside)
+        await asyncio.sleep(0.01)
+        inside -= 1
+        return httpx.Response(200, json={})
+
+    async def burst() -> None:
+        limiter = RateLimiter(100_000, 5.0)
+        http = httpx.AsyncClient(
+            base_url="http://plivo.test", transport=httpx.MockTransport(handler)
+        )
+        transport = Transport(http, limiter, RetryPolicy())
+        await asyncio.gather(*(transport.send("GET", f"/n/{i}") for i in range(200)))
+        await transport.aclose()
+
+    asyncio.run(burst())
+    assert most == POOL_MAX
