@@ -11,12 +11,12 @@ import time
 from pathlib import Path
 
 from callerid.ingest import IngestResult, ingest_csv
-from callerid.pipeline import account, ledger_ops, steps
+from callerid.pipeline import account, ledger_ops, ledger_reads, steps
 from callerid.pipeline.environment import open_run
 from callerid.pipeline.finish import RunResult, write_reports
 from callerid.pipeline.options import PipelineOptions
 from callerid.pipeline.progress import Progress, write_progress
-from callerid.pipeline.runner import Work, drive
+from callerid.pipeline.runner import StepFailures, Work, drive
 from callerid.pipeline.session import Pipeline, StepResult
 from callerid.plivo import RateLimiter
 from callerid.settings import Settings
@@ -54,23 +54,27 @@ class PlainOps:
 
 
 class ProgressWriter:
-    """Rewrites the run's progress.json at most twice a second, and always at the end."""
+    """Rewrites the run's progress.json at most twice a second, when the counts changed, and
+    always at the end. The counts come from the loop's shared look at the ledger (O(1) in the
+    run's size)."""
 
     def __init__(self, pipeline: Pipeline, min_interval_s: float = 0.5) -> None:
         self.pipeline = pipeline
         self.min_interval_s = min_interval_s
         self._last = float("-inf")
+        self._written: Progress | None = None
 
     def write(self, work: Work, *, phase: str = "verifying") -> None:
         now = time.monotonic()
         if not work.finished and now - self._last < self.min_interval_s:
             return
         self._last = now
-        statuses = ledger_ops.statuses(self.pipeline, self.pipeline.e164s)
-        write_progress(
-            self.pipeline.paths.progress_json,
-            Progress.from_statuses(statuses, phase=phase, done=work.finished),
-        )
+        counts = ledger_reads.run_counts(self.pipeline)
+        progress = Progress(len(self.pipeline.e164s), counts, phase=phase, done=work.finished)
+        if progress == self._written:
+            return  # waiting for codes: nothing moved, nothing to rewrite
+        write_progress(self.pipeline.paths.progress_json, progress)
+        self._written = progress
 
 
 async def run_plain(
@@ -89,6 +93,8 @@ async def run_plain(
         encoding=options.encoding,
         default_channel=options.channel,
         default_subaccount=options.subaccount,
+        sheet=options.sheet,
+        default_owner=options.owner,
     )
     async with open_run(
         settings,
@@ -98,9 +104,18 @@ async def run_plain(
         follow_sandbox_clock=follow_sandbox_clock,
         limiter=limiter,
     ) as pipeline:
-        ledger_ops.register(pipeline, ingest)
-        await account.sync_listed(pipeline)
-        await account.recover(pipeline)
-        await drive(PlainOps(pipeline), options)
-        await account.confirm(pipeline)
-        return write_reports(pipeline, ingest, elapsed_s=time.monotonic() - started)
+        await pipeline.check_access()
+        failed = StepFailures()
+
+        async def register() -> int:
+            return await asyncio.to_thread(ledger_ops.register, pipeline, ingest)
+
+        # Each step fails alone (after its own retries); the reports are written whatever failed.
+        if await failed.contain("register", register) is not None:
+            await failed.contain("list the account", lambda: account.sync_listed(pipeline))
+            await failed.contain("recover", lambda: account.recover(pipeline))
+            await failed.contain("verify", lambda: drive(PlainOps(pipeline), options))
+            await failed.contain("confirm", lambda: account.confirm(pipeline))
+        return write_reports(
+            pipeline, ingest, elapsed_s=time.monotonic() - started, incomplete=failed.reasons
+        )

@@ -23,7 +23,6 @@ A client's connection pool belongs to the event loop that uses it: code that run
 from __future__ import annotations
 
 import base64
-import math
 import os
 import re
 from collections.abc import AsyncIterator
@@ -33,7 +32,7 @@ from typing import Any, Self
 import httpx
 
 from callerid import __version__
-from callerid.plivo._transport import RequestTrace, Transport
+from callerid.plivo._transport import RequestTrace, Transport, pool_limits
 from callerid.plivo.errors import (
     AuthenticationError,
     NotFoundError,
@@ -51,13 +50,6 @@ _E164_RE = re.compile(r"^\+?[1-9]\d{6,14}$")
 _OTP_RE = re.compile(r"^\d{4,8}$")
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 PAGE_SIZE = 20
-# Enough connections for the limiter's rate at round trips of up to one second (4x the 250 ms goal),
-# but only half of that kept idle: httpcore 1.0's pool does O(idle x all) work on every request
-# event, and at 60 req/s a pool full of idle connections cost ~2 ms of CPU per event (measured).
-_MIN_CONNECTIONS = 20
-# Below uvicorn's and most servers' 5 s idle timeout, so we rarely reuse a connection the server is
-# closing: that race looks like "dropped after send" and would make an initiate's outcome unknown.
-_KEEPALIVE_EXPIRY_S = 4.0
 
 
 def _env(name: str) -> str | None:
@@ -108,29 +100,27 @@ class PlivoClient:
             )
         self.auth_id = _path_id(resolved_id, "auth_id")
         self.base_url = (base_url or _env("PLIVO_API_URL") or DEFAULT_API_URL).rstrip("/")
+        settings = load_settings() if limiter is None or retry_policy is None else None
         if limiter is None:
+            assert settings is not None
             # the same limits every other caller of limiter_for reads (CALLERID_RATE_LIMIT_*)
-            settings = load_settings()
             limiter = limiter_for(
                 self.auth_id, settings.rate_limit_requests, settings.rate_limit_period_s
             )
         self.limiter = limiter
-        connections = max(_MIN_CONNECTIONS, math.ceil(self.limiter.rate_per_s))
-        keepalive = max(_MIN_CONNECTIONS // 2, connections // 2)
         http = httpx.AsyncClient(
             base_url=self.base_url,
             auth=httpx.BasicAuth(self.auth_id, token),
             timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(
-                max_connections=connections,
-                max_keepalive_connections=keepalive,
-                keepalive_expiry=_KEEPALIVE_EXPIRY_S,
-            ),
+            limits=pool_limits(self.limiter),  # sized from the limiter's concurrency
             headers={"User-Agent": f"callerid-bulk/{__version__}", "Accept": "application/json"},
             transport=transport,
         )
         # An explicit `max_attempts` overrides the policy's; None keeps the policy's (default 5).
-        policy = retry_policy or RetryPolicy()
+        if retry_policy is None:
+            assert settings is not None
+            retry_policy = RetryPolicy(rate_limited_deadline_s=settings.rate_limited_deadline_s)
+        policy = retry_policy
         if max_attempts is not None:
             policy = replace(policy, max_attempts=max_attempts)
         basic = base64.b64encode(f"{self.auth_id}:{token}".encode()).decode()
