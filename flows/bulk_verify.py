@@ -201,7 +201,7 @@ class PrefectLoopOps:
 async def bulk_verify(
     csv_path: str,
     default_region: str = "US",
-    channel: Literal["sms", "call"] = "sms",
+    channel: Literal["sms", "call", "auto"] = "auto",
     subaccount: str | None = None,
     max_attempts: int = 2,
     max_in_flight: int = 300,
@@ -214,6 +214,8 @@ async def bulk_verify(
     follow_sandbox_clock: bool = False,
     sandbox_reply_delay_s: float = 1.0,
     shared_rate_limit: bool | None = None,
+    sheet: str | None = None,
+    owner: str | None = None,
 ) -> dict[str, Any]:
     """Verify every number of `csv_path`; return the run's counts and report paths.
 
@@ -231,6 +233,8 @@ async def bulk_verify(
         channel=channel,
         subaccount=subaccount,
         encoding=encoding,
+        sheet=sheet,
+        owner=owner,
         max_attempts=max_attempts,
         max_in_flight=max_in_flight,
         batch_size=batch_size,
@@ -247,6 +251,8 @@ async def bulk_verify(
         encoding=encoding,
         default_channel=channel,
         default_subaccount=subaccount,
+        sheet=sheet,
+        default_owner=owner,
     )
     await name_flow_run(
         csv_path, len(ingest.accepted), RunPaths.for_run(settings.output_dir, run_id)

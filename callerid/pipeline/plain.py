@@ -93,6 +93,8 @@ async def run_plain(
         encoding=options.encoding,
         default_channel=options.channel,
         default_subaccount=options.subaccount,
+        sheet=options.sheet,
+        default_owner=options.owner,
     )
     async with open_run(
         settings,

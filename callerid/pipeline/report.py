@@ -108,11 +108,15 @@ def result_rows(
 
 
 def _write_csv(path: Path, columns: Iterable[str], rows: Iterable[Mapping[str, Any]]) -> None:
+    from callerid.ingest.safety import safe_cell  # people open these in a spreadsheet
+
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(
+            {k: safe_cell(v) if isinstance(v, str) else v for k, v in row.items()} for row in rows
+        )
 
 
 def write_run_reports(
