@@ -13,7 +13,7 @@ from pathlib import Path
 from callerid.ingest import IngestResult, ingest_csv
 from callerid.pipeline import account, ledger_ops, ledger_reads, steps
 from callerid.pipeline.environment import open_run
-from callerid.pipeline.finish import RunResult, write_reports
+from callerid.pipeline.finish import RunResult, forget_spent_codes, write_reports
 from callerid.pipeline.options import PipelineOptions
 from callerid.pipeline.progress import Progress, write_progress
 from callerid.pipeline.runner import StepFailures, Work, drive
@@ -41,7 +41,9 @@ class PlainOps:
         return await steps.complete_matched(self.pipeline)
 
     async def expire(self) -> StepResult:
-        return await steps.expire_due(self.pipeline)
+        done = await steps.expire_due(self.pipeline)
+        await asyncio.to_thread(forget_spent_codes, self.pipeline)  # windows just ended
+        return done
 
     async def initiate(self, limit: int) -> StepResult:
         return await steps.initiate_batch(self.pipeline, limit)
