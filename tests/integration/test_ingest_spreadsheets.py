@@ -17,7 +17,9 @@ import pytest
 from odf.opendocument import OpenDocumentSpreadsheet
 from odf.table import Table, TableCell, TableRow
 from odf.text import P
+from typer.testing import CliRunner
 
+from callerid.cli import app
 from callerid.ingest import (
     IngestInputError,
     IngestOptionError,
@@ -250,3 +252,25 @@ def test_text_and_old_workbooks_are_recognised(tmp_path: Path) -> None:
         sniff_input(path)
     with pytest.raises(IngestInputError, match="file not found"):
         sniff_input(tmp_path / "missing.xlsx")
+
+
+def test_check_takes_spreadsheets_and_names_other_files(tmp_path: Path) -> None:
+    path = xlsx(
+        tmp_path / "book.xlsx",
+        {
+            "Main": {"A1": "phone", "A2": 14155550101},
+            "Other Team": {"A1": "tel", "A3": 1.4155550123e10},
+        },
+    )
+    out = tmp_path / "o"
+    runner = CliRunner()
+    result = runner.invoke(app, ["check", str(path), "--sheet", "Other Team", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "1 rows read (xlsx sheet 'Other Team', 1 blank rows skipped)" in result.output
+    assert "note: the file is not UTF-8" not in result.output
+    assert "3,+14155550123" in (out / "accepted.csv").read_text(encoding="utf-8")
+    pdf = tmp_path / "numbers.pdf"
+    pdf.write_bytes(b"%PDF-1.4\n")
+    refused = runner.invoke(app, ["check", str(pdf), "--out", str(out)])
+    assert refused.exit_code == 2
+    assert "this is not a CSV or spreadsheet file (looks like: pdf)" in refused.output
