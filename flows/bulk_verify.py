@@ -38,8 +38,9 @@ from prefect.utilities.urls import url_for
 from callerid.ingest import IngestResult
 from callerid.pipeline import PipelineOptions, RunPaths, ledger_ops
 from callerid.pipeline.environment import open_run
+from callerid.pipeline.finish import RunIncompleteError
 from callerid.pipeline.plain import ProgressWriter
-from callerid.pipeline.runner import Work, drive
+from callerid.pipeline.runner import StepFailures, Work, drive
 from callerid.pipeline.session import Pipeline, StepResult
 from callerid.pipeline.steps import decision_time
 from tasks.account import account_limiter, account_settings
@@ -277,23 +278,35 @@ async def bulk_verify(
                 "plan": plan.as_dict(),
                 "plan_lines": plan.lines(),
             }
-        await register_task(pipeline, ingest)
-        await sync_listed_task(pipeline)
-        await recover_task(pipeline)
-        ops = PrefectLoopOps(pipeline, ask_person=ask_person)
-        try:
-            await drive(ops, options)
-        finally:
-            await ops.close()
-        await confirm_task(pipeline)
-        ops.log_rate_limited()
+        # Each step fails alone (after its own retries): the reports and the summary artifact are
+        # written whatever failed, and the ledger keeps every number's state for the next run.
+        failed = StepFailures()
+        if await failed.contain("register", lambda: register_task(pipeline, ingest)) is not None:
+            await failed.contain("list the account", lambda: sync_listed_task(pipeline))
+            await failed.contain("recover", lambda: recover_task(pipeline))
+            ops = PrefectLoopOps(pipeline, ask_person=ask_person)
+
+            async def verify() -> Work:
+                try:
+                    return await drive(ops, options)
+                finally:
+                    await ops.close()
+
+            await failed.contain("verify", verify)
+            await failed.contain("confirm", lambda: confirm_task(pipeline))
+            ops.log_rate_limited()
         elapsed_s = time.monotonic() - started
-        result = await report_task(pipeline, ingest, elapsed_s)
-    logger.info("run %s finished in %.1f s: %s", run_id, elapsed_s, result.counts)
+        result = await report_task(pipeline, ingest, elapsed_s, incomplete=failed.reasons)
     if not ingest.accepted:
         logger.error(
             "no row could be verified: %d rejected (see %s)",
             len(ingest.rejected),
             result.rejects_csv,
         )
+    if not result.complete:
+        logger.error("run %s is incomplete: %s", run_id, "; ".join(result.incomplete))
+        raise RunIncompleteError(
+            run_id, result.incomplete, {**result.as_dict(), "elapsed_s": round(elapsed_s, 1)}
+        )
+    logger.info("run %s finished in %.1f s: %s", run_id, elapsed_s, result.counts)
     return {**result.as_dict(), "elapsed_s": round(elapsed_s, 1)}

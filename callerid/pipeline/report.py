@@ -169,10 +169,12 @@ def summary_markdown(
     paths: RunPaths,
     sandbox: bool,
     elapsed_s: float,
+    incomplete: Iterable[str] = (),
 ) -> str:
     """The markdown artifact (no indentation: Prefect renders indented lines as code)."""
+    why = list(incomplete)
     lines = [
-        f"# Bulk verification `{run_id}`",
+        f"# Bulk verification `{run_id}`" + (" — **incomplete**" if why else ""),
         "",
         f"Input: `{csv_path}`" + (" — against the local **sandbox**" if sandbox else ""),
         f"Elapsed: {elapsed_s:.1f} s",
@@ -184,4 +186,14 @@ def summary_markdown(
         "",
         f"Reports: `{paths.results_csv}`, `{paths.rejects_csv}`",
     ]
+    if why:
+        lines += [
+            "",
+            "## Incomplete: rerun with the same file to finish",
+            "",
+            "These steps failed after their retries; every number is left in the state the "
+            "ledger records, and the statuses above are what was known when the run ended.",
+            "",
+            *(f"- {reason}" for reason in why),
+        ]
     return "\n".join(lines) + "\n"
