@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import uuid
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Literal
 from uuid import UUID
 
@@ -31,12 +33,14 @@ from prefect.client.schemas.objects import StateType
 from prefect.exceptions import NotPausedError
 from prefect.flow_runs import aresume_flow_run
 from prefect.runtime import flow_run
+from prefect.utilities.urls import url_for
 
 from callerid.ingest import IngestResult
-from callerid.pipeline import PipelineOptions, ledger_ops
+from callerid.pipeline import PipelineOptions, RunPaths, ledger_ops
 from callerid.pipeline.environment import open_run
+from callerid.pipeline.finish import RunIncompleteError, forget_spent_codes
 from callerid.pipeline.plain import ProgressWriter
-from callerid.pipeline.runner import Work, drive
+from callerid.pipeline.runner import StepFailures, Work, drive
 from callerid.pipeline.session import Pipeline, StepResult
 from callerid.pipeline.steps import decision_time
 from tasks.account import account_limiter, account_settings
@@ -55,6 +59,29 @@ from tasks.verify import (
 
 # An SMS code normally reaches the inbox within seconds; after this a person is asked instead.
 ASK_PERSON_AFTER = timedelta(minutes=2)
+# While the run only waits for codes, say so in its log this often (not at every poll).
+WAITING_LOG_EVERY_S = 30.0
+
+
+def run_name() -> str:
+    """The flow run's name until the file is read: the input file's name, not a random one."""
+    parameters = flow_run.get_parameters() or {}
+    return Path(str(parameters.get("csv_path") or "bulk-verify")).name
+
+
+async def name_flow_run(csv_path: str, numbers: int, paths: RunPaths) -> None:
+    """Rename the flow run `sample.csv · 45 numbers` now that the file is read, and leave its
+    id, name and UI link in the run's folder (the CLI prints the link from there)."""
+    run_id = flow_run.get_id()
+    name = f"{Path(csv_path).name} · {numbers} numbers"
+    if run_id is not None:
+        async with get_client() as client:
+            await client.set_flow_run_name(UUID(run_id), name)
+    # url_for says None without a UI (the temporary server has none to link to)
+    ui_url = url_for("flow-run", obj_id=run_id) if run_id is not None else None
+    info = {"id": run_id, "name": name, "ui_url": ui_url}
+    paths.root.mkdir(parents=True, exist_ok=True)
+    paths.flow_run_json.write_text(json.dumps(info), encoding="utf-8")
 
 
 class PrefectLoopOps:
@@ -67,6 +94,8 @@ class PrefectLoopOps:
         self.artifact = ProgressArtifact()
         self._asked: set[str] = set()
         self._person: asyncio.Future[Any] | None = None
+        self._limited_seen = 0
+        self._waiting_logged_at = float("-inf")
 
     async def sync_clock(self) -> None:
         await self.pipeline.sync_clock()
@@ -78,7 +107,9 @@ class PrefectLoopOps:
         return await complete_task(self.pipeline)
 
     async def expire(self) -> StepResult:
-        return await expire_task(self.pipeline)
+        done = await expire_task(self.pipeline)
+        await asyncio.to_thread(forget_spent_codes, self.pipeline)  # windows just ended
+        return done
 
     async def initiate(self, limit: int) -> StepResult:
         return await initiate_task(self.pipeline, limit)
@@ -86,6 +117,30 @@ class PrefectLoopOps:
     async def progress(self, work: Work) -> None:
         await asyncio.to_thread(self.writer.write, work)
         await self.artifact.update(work, len(self.pipeline.e164s))
+        self.log_rate_limited()
+
+    def log_rate_limited(self) -> None:
+        """Say in the run's log (the UI's Logs tab) when Plivo answered 429 and the client
+        waited and retried: the run goes on, but the account is busier than the limiter thinks."""
+        total = self.pipeline.client.limiter.rate_limited_total
+        if total > self._limited_seen:
+            get_run_logger().info(
+                "Plivo answered 429 (rate limited) %d time(s); the client absorbed them "
+                "(waited and retried)",
+                total - self._limited_seen,
+            )
+            self._limited_seen = total
+
+    def log_waiting(self, work: Work) -> None:
+        now = time.monotonic()
+        if now - self._waiting_logged_at < WAITING_LOG_EVERY_S:
+            return
+        self._waiting_logged_at = now
+        get_run_logger().info(
+            "waiting for OTP codes: %d verification(s) live, %d number(s) of this run not final",
+            work.live,
+            work.pending,
+        )
 
     async def idle(self, work: Work) -> None:
         """With `ask_person`, put the numbers no inbox will answer for in front of a person.
@@ -93,6 +148,7 @@ class PrefectLoopOps:
         The form is a paused `collect-otps-from-person` subflow; it runs beside the loop, so
         codes that arrive meanwhile (inbox, `callerid otp submit`) are still completed at once.
         """
+        self.log_waiting(work)
         if not self.ask_person or (self._person is not None and not self._person.done()):
             return
         now = self.pipeline.clock.now()
@@ -105,6 +161,11 @@ class PrefectLoopOps:
             from flows.otp_wait import collect_otps_from_person
 
             self._asked.update(waiting)
+            get_run_logger().info(
+                "asking a person for the codes of %d number(s): a form in the Prefect UI "
+                "(subflow collect-otps-from-person); `callerid otp submit` works too",
+                len(waiting),
+            )
             self._person = asyncio.ensure_future(  # a flow call is typed as a bare Awaitable
                 collect_otps_from_person(
                     self.pipeline.account,
@@ -136,11 +197,11 @@ class PrefectLoopOps:
                 await asyncio.wait({self._person}, timeout=1.0)
 
 
-@flow(name="bulk-verify", log_prints=False)
+@flow(name="bulk-verify", flow_run_name=run_name, log_prints=False)
 async def bulk_verify(
     csv_path: str,
     default_region: str = "US",
-    channel: Literal["sms", "call"] = "sms",
+    channel: Literal["sms", "call", "auto"] = "auto",
     subaccount: str | None = None,
     max_attempts: int = 2,
     max_in_flight: int = 300,
@@ -153,6 +214,8 @@ async def bulk_verify(
     follow_sandbox_clock: bool = False,
     sandbox_reply_delay_s: float = 1.0,
     shared_rate_limit: bool | None = None,
+    sheet: str | None = None,
+    owner: str | None = None,
 ) -> dict[str, Any]:
     """Verify every number of `csv_path`; return the run's counts and report paths.
 
@@ -170,6 +233,8 @@ async def bulk_verify(
         channel=channel,
         subaccount=subaccount,
         encoding=encoding,
+        sheet=sheet,
+        owner=owner,
         max_attempts=max_attempts,
         max_in_flight=max_in_flight,
         batch_size=batch_size,
@@ -186,6 +251,11 @@ async def bulk_verify(
         encoding=encoding,
         default_channel=channel,
         default_subaccount=subaccount,
+        sheet=sheet,
+        default_owner=owner,
+    )
+    await name_flow_run(
+        csv_path, len(ingest.accepted), RunPaths.for_run(settings.output_dir, run_id)
     )
     async with open_run(
         settings,
@@ -200,6 +270,7 @@ async def bulk_verify(
             logger.warning(
                 "using the local sandbox at %s: nothing goes to Plivo", pipeline.sandbox_url
             )
+        await pipeline.check_access()
         if dry_run:
             plan = await plan_task(pipeline, ingest)
             await publish_plan(plan)
@@ -209,15 +280,35 @@ async def bulk_verify(
                 "plan": plan.as_dict(),
                 "plan_lines": plan.lines(),
             }
-        await register_task(pipeline, ingest)
-        await sync_listed_task(pipeline)
-        await recover_task(pipeline)
-        ops = PrefectLoopOps(pipeline, ask_person=ask_person)
-        try:
-            await drive(ops, options)
-        finally:
-            await ops.close()
-        await confirm_task(pipeline)
-        result = await report_task(pipeline, ingest, time.monotonic() - started)
-    logger.info("run %s finished: %s", run_id, result.counts)
-    return result.as_dict()
+        # Each step fails alone (after its own retries): the reports and the summary artifact are
+        # written whatever failed, and the ledger keeps every number's state for the next run.
+        failed = StepFailures()
+        if await failed.contain("register", lambda: register_task(pipeline, ingest)) is not None:
+            await failed.contain("list the account", lambda: sync_listed_task(pipeline))
+            await failed.contain("recover", lambda: recover_task(pipeline))
+            ops = PrefectLoopOps(pipeline, ask_person=ask_person)
+
+            async def verify() -> Work:
+                try:
+                    return await drive(ops, options)
+                finally:
+                    await ops.close()
+
+            await failed.contain("verify", verify)
+            await failed.contain("confirm", lambda: confirm_task(pipeline))
+            ops.log_rate_limited()
+        elapsed_s = time.monotonic() - started
+        result = await report_task(pipeline, ingest, elapsed_s, incomplete=failed.reasons)
+    if not ingest.accepted:
+        logger.error(
+            "no row could be verified: %d rejected (see %s)",
+            len(ingest.rejected),
+            result.rejects_csv,
+        )
+    if not result.complete:
+        logger.error("run %s is incomplete: %s", run_id, "; ".join(result.incomplete))
+        raise RunIncompleteError(
+            run_id, result.incomplete, {**result.as_dict(), "elapsed_s": round(elapsed_s, 1)}
+        )
+    logger.info("run %s finished in %.1f s: %s", run_id, elapsed_s, result.counts)
+    return {**result.as_dict(), "elapsed_s": round(elapsed_s, 1)}

@@ -2,12 +2,15 @@
 
 Each task that talks to Plivo reads the credentials itself (environment, else the Secret block:
 they never travel as task parameters) and opens its own client on the account's shared limiter
-(the GCL-fed one under a Prefect server). Caching is off: every reconcile looks afresh.
+(the GCL-fed one under a Prefect server). With no credentials at all, the account is the embedded
+sandbox account (its state file under the output folder), served in the task's process. Caching
+is off: every reconcile looks afresh.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 from prefect import task
@@ -16,13 +19,14 @@ from prefect.cache_policies import NO_CACHE
 
 from callerid.plivo import PlivoClient
 from callerid.reconcile import ledger_view
-from callerid.reconcile.account import apply_to_account
 from callerid.reconcile.compare import compare, plan
+from callerid.reconcile.connect import account_id, open_account
 from callerid.reconcile.desired import DesiredState, load_desired
 from callerid.reconcile.models import Action, ActionResult, Desired, Finding, Known, Listed, Scope
 from callerid.reconcile.report import ReconcileReport, attention_table, summary_markdown
 from callerid.reconcile.service import (
     ReconcileOptions,
+    carry_out,
     finish,
     list_with_confirmation,
     planned,
@@ -35,25 +39,15 @@ ATTENTION_KEY = "reconcile-attention"
 
 
 def require_account(settings: Settings) -> str:
-    """The account's auth id; a clear error when the credentials are incomplete."""
-    if not settings.plivo_auth_id or not settings.plivo_auth_token:  # unset or empty
-        raise ValueError(
-            "reconcile needs an account: set PLIVO_AUTH_ID and PLIVO_AUTH_TOKEN (or store the "
-            "token with `callerid setup-prefect --store-token`); for a sandbox started with "
-            "`callerid sandbox serve`, also set PLIVO_API_URL"
-        )
-    return settings.plivo_auth_id
+    """The account's auth id: the configured one, or with no credentials at all the embedded
+    sandbox account (the one `callerid run` and the bulk-import deployment verify into)."""
+    return account_id(settings)
 
 
-def open_client(settings: Settings) -> PlivoClient:
-    account = require_account(settings)
-    assert settings.plivo_auth_token is not None  # require_account checked
-    return PlivoClient(
-        account,
-        settings.plivo_auth_token.get_secret_value(),
-        settings.plivo_api_url,
-        limiter=account_limiter(settings),
-    )
+def open_client(settings: Settings) -> AbstractAsyncContextManager[PlivoClient]:
+    """A client of the account on its shared limiter (the embedded sandbox's is in-process)."""
+    limiter = None if settings.uses_sandbox else account_limiter(settings)
+    return open_account(settings, limiter)
 
 
 @task(name="reconcile-load-ledger", cache_policy=NO_CACHE, persist_result=False)
@@ -91,16 +85,13 @@ def compare_task(
 
 
 @task(name="reconcile-apply", cache_policy=NO_CACHE, persist_result=False)
-async def apply_task(actions: Sequence[Action]) -> list[ActionResult]:
-    async with open_client(account_settings()) as client:
-        return await apply_to_account(client, actions)
-
-
-@task(name="reconcile-requeue-lost", cache_policy=NO_CACHE, persist_result=False)
-def requeue_task(
-    database_url: str, account: str, actions: Sequence[Action], run_id: str
+async def apply_task(
+    actions: Sequence[Action], database_url: str, account: str, run_id: str
 ) -> list[ActionResult]:
-    return ledger_view.requeue(database_url, account, actions, run_id=run_id)
+    """The account and the ledger together: the ledger first, in chunks (ledger_view)."""
+    ledger = ledger_view.LedgerSync(database_url, account, run_id)
+    async with open_client(account_settings()) as client:
+        return await carry_out(client, actions, ledger)
 
 
 def planned_results(actions: Sequence[Action]) -> list[ActionResult]:

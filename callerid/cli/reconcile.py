@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from callerid.reconcile.models import Outcome
-from callerid.reconcile.report import ReconcileReport
-from callerid.reconcile.service import ReconcileOptions
-from callerid.settings import Settings, load_settings
+from callerid.cli.terminal import console
 
-console = Console()
+if TYPE_CHECKING:
+    from callerid.reconcile.report import ReconcileReport
+    from callerid.reconcile.service import ReconcileOptions
+    from callerid.settings import Settings
+
 
 Subaccount = Annotated[str | None, typer.Option(help="Only this subaccount's caller IDs.")]
 Country = Annotated[str | None, typer.Option(help="Only this country (ISO alpha-2).")]
@@ -33,23 +32,26 @@ DesiredCsv = Annotated[
 ]
 
 
-def _require_account(settings: Settings) -> tuple[str, str]:
-    if not settings.plivo_auth_id or not settings.plivo_auth_token:  # unset or empty
-        console.print(
-            "[red]reconcile needs an account:[/red] set PLIVO_AUTH_ID and PLIVO_AUTH_TOKEN "
-            "(and PLIVO_API_URL for a sandbox started with `callerid sandbox serve`)"
-        )
-        raise typer.Exit(2)
-    return settings.plivo_auth_id, settings.plivo_auth_token.get_secret_value()
+def _require_account(settings: Settings) -> str:
+    """The account: the configured one, or (no credentials) the embedded sandbox account."""
+    from callerid.reconcile.connect import IncompleteCredentialsError, account_id
+
+    try:
+        return account_id(settings)
+    except IncompleteCredentialsError as exc:
+        console.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
 
 
 async def run_direct(settings: Settings, options: ReconcileOptions) -> ReconcileReport:
-    from callerid.plivo import PlivoClient, limiter_for
+    import uuid
+
     from callerid.reconcile import ledger_view
+    from callerid.reconcile.connect import open_account
     from callerid.reconcile.desired import load_desired
     from callerid.reconcile.service import reconcile_account
 
-    account, token = _require_account(settings)
+    account = _require_account(settings)
     url = settings.resolved_database_url()
     desired = None
     if options.desired_csv:
@@ -60,19 +62,22 @@ async def run_direct(settings: Settings, options: ReconcileOptions) -> Reconcile
             prune=options.prune,
         ).entries
     known = ledger_view.load_known(url, account)
-    limiter = limiter_for(account, settings.rate_limit_requests, settings.rate_limit_period_s)
-    async with PlivoClient(account, token, settings.plivo_api_url, limiter=limiter) as client:
+    async with open_account(settings) as client:
         return await reconcile_account(
             client,
             options,
             known=known,
             desired=desired,
             output_dir=settings.output_dir,
-            requeue=lambda actions: ledger_view.requeue(url, account, actions, run_id=None),
+            ledger=ledger_view.LedgerSync(url, account, str(uuid.uuid4())),
         )
 
 
 def _print(report: ReconcileReport) -> None:
+    from rich.table import Table
+
+    from callerid.reconcile.models import Outcome
+
     table = Table(title="Reconcile" + ("" if report.applied else " (dry run: nothing changed)"))
     table.add_column("category")
     table.add_column("numbers", justify="right")
@@ -102,6 +107,10 @@ def reconcile(
     ] = False,
 ) -> None:
     """Compare the account's caller IDs with the ledger (and a desired CSV); dry run by default."""
+    from callerid.reconcile.models import Outcome
+    from callerid.reconcile.service import ReconcileOptions
+    from callerid.settings import load_settings
+
     options = ReconcileOptions(
         subaccount=subaccount,
         country=country.upper() if country else None,
@@ -131,7 +140,7 @@ def reconcile(
 
 
 def _run_flow(options: ReconcileOptions) -> None:
-    from callerid.cli.run import prefect_env_defaults
+    from callerid.cli.prefect_run import prefect_env_defaults
 
     prefect_env_defaults()
     from flows.reconcile import reconcile as reconcile_flow
@@ -161,6 +170,7 @@ def setup_prefect(
     ] = None,
 ) -> None:
     """Create the account's global concurrency limit on the Prefect server (PREFECT_API_URL)."""
+    from callerid.settings import load_settings
     from tasks.account import ensure_account_limit
     from tasks.account import store_token as save_token
 

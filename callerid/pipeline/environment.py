@@ -1,6 +1,7 @@
 """Open everything one run talks to: the ledger, the Plivo API (or the local sandbox), the clock.
 
-With no Plivo credentials the run starts the sandbox in-process on 127.0.0.1, with a webhook
+With no Plivo credentials the run serves the embedded sandbox account (its state in
+`<output>/sandbox-account.json`, callerid.sandbox.embedded) in-process on 127.0.0.1, with a webhook
 receiver next to it: the sandbox "texts" each OTP as a Plivo-signed inbound-SMS webhook to the
 receiver, which files it in the ledger's inbox table, exactly the path a real SMS would take. The
 pipeline's clock then follows the sandbox's (tests move the sandbox clock past 15 minutes).
@@ -15,12 +16,19 @@ from pathlib import Path
 
 from callerid.clock import Clock, OffsetClock, SystemClock
 from callerid.ledger import open_ledger
-from callerid.pipeline import ledger_ops
+from callerid.masking import mask_secret
 from callerid.pipeline.clock_sync import SandboxClockFollower
 from callerid.pipeline.options import PipelineOptions, RunPaths
 from callerid.pipeline.session import Pipeline
 from callerid.pipeline.shared_budget import ledger_limiter
-from callerid.plivo import PlivoClient, RateLimiter, limiter_for
+from callerid.plivo import PlivoClient, RateLimiter, RetryPolicy, limiter_for
+from callerid.plivo.errors import (
+    AuthenticationError,
+    PlivoConnectionError,
+    PlivoError,
+    PlivoTimeoutError,
+    ServerError,
+)
 from callerid.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,6 +37,93 @@ SANDBOX_NOTICE = (
     "No Plivo credentials (PLIVO_AUTH_ID / PLIVO_AUTH_TOKEN): using the local sandbox on "
     "127.0.0.1. Nothing is sent to Plivo and no real phone receives a code."
 )
+
+
+# The access check's own retries: enough for a blip, few enough that a closed port or a wrong
+# host is said in a couple of seconds rather than after the client's full backoff.
+ACCESS_CHECK_ATTEMPTS = 2
+
+
+class PlivoAccessError(RuntimeError):
+    """The run cannot use the Plivo API: said in one line (account masked, URL, cause).
+
+    A plain message only, so it pickles (Prefect stores a failed flow's exception)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.message,))
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class MissingCredentialError(PlivoAccessError):
+    """Half a pair of credentials: PLIVO_AUTH_ID without PLIVO_AUTH_TOKEN, or the reverse."""
+
+
+class CredentialsRefusedError(PlivoAccessError):
+    """Plivo answered 401/403 to the credentials."""
+
+
+class PlivoUnreachableError(PlivoAccessError):
+    """No usable answer from PLIVO_API_URL: refused, timed out, a server error."""
+
+
+def _cause(exc: BaseException) -> str:
+    """The lowest-level reason in an exception chain, e.g. 'Connection refused'."""
+    found = str(exc)
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            return current.strerror
+        if str(current):
+            found = str(current)
+        current = current.__cause__ or current.__context__
+    return found
+
+
+async def check_access(
+    auth_id: str,
+    token: str,
+    base_url: str,
+    *,
+    limiter: RateLimiter,
+    subaccount: str | None = None,
+) -> None:
+    """One cheap authenticated call (a one-item page of the caller ID list) before anything is
+    registered or sent, so that wrong credentials or a wrong URL fail the run at once, in one
+    line, with no number touched. Its own client: fewer retries than the run's."""
+    account = mask_secret(auth_id)
+    probe = PlivoClient(
+        auth_id, token, base_url, limiter=limiter, max_attempts=ACCESS_CHECK_ATTEMPTS
+    )
+    async with probe:
+        try:
+            await probe.list_page(1, subaccount=subaccount)
+        except AuthenticationError as exc:
+            raise CredentialsRefusedError(
+                f"Plivo refused the credentials for account {account} at {probe.base_url}, "
+                f"HTTP {exc.status_code or 401}"
+            ) from None
+        except (PlivoConnectionError, PlivoTimeoutError) as exc:
+            raise PlivoUnreachableError(
+                f"cannot reach Plivo at {probe.base_url}: {_cause(exc)}"
+            ) from None
+        except ServerError as exc:
+            raise PlivoUnreachableError(
+                f"Plivo at {probe.base_url} answered HTTP {exc.status_code}: {exc.message}"
+            ) from None
+        except PlivoError as exc:
+            raise PlivoAccessError(
+                f"Plivo at {probe.base_url} refused a first request for account {account}: "
+                f"{exc.message}"
+            ) from None
+    log.info("Plivo at %s accepts the credentials of account %s", probe.base_url, account)
 
 
 def _ensure_sqlite_dir(url: str) -> None:
@@ -53,6 +148,9 @@ async def open_run(
     crash test's parent process); follow its clock as the in-process sandbox's is followed.
     `limiter`: the account's pacing (default: this process's limiter of the account).
     """
+    problem = settings.missing_credential()
+    if problem:
+        raise MissingCredentialError(f"{problem}: set both for Plivo, or neither for the sandbox")
     url = settings.resolved_database_url()
     _ensure_sqlite_dir(url)
     paths = RunPaths.for_run(settings.output_dir, run_id)
@@ -63,11 +161,16 @@ async def open_run(
         clock_sync = None
         if settings.uses_sandbox:
             from callerid.inbox import WebhookServer
-            from callerid.sandbox import DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN, SandboxServer
+            from callerid.sandbox import SandboxServer
+            from callerid.sandbox.embedded import (
+                DEFAULT_AUTH_ID,
+                DEFAULT_AUTH_TOKEN,
+                embedded_backend,
+            )
 
             log.info(SANDBOX_NOTICE)
-            # A fresh in-process sandbox knows no caller IDs; the ledger remembers what earlier
-            # sandbox runs verified, and the sandbox account lists them again (as Plivo would).
+            # One sandbox account over time: it lives in a file beside the ledger, shared with
+            # `callerid reconcile`, the deployed flows and `callerid sandbox serve --state`.
             # One clock for the sandbox, the receiver (it stamps received_at, which the matcher
             # compares with initiated_at) and the pipeline.
             clock = OffsetClock()
@@ -76,15 +179,12 @@ async def open_run(
                 WebhookServer(ledger, account, {account: token}, token, clock=clock)
             )
             sandbox = stack.enter_context(
-                SandboxServer(inbox_url=inbox.url, reply_delay_s=sandbox_reply_delay_s, clock=clock)
-            )
-            remembered = ledger_ops.verified_numbers(ledger, account)
-            for e164, alias in remembered:
-                sandbox.backend.seed_verified(e164, alias=alias)
-            if remembered:
-                log.info(
-                    "sandbox seeded with %d caller IDs verified by earlier runs", len(remembered)
+                SandboxServer(
+                    embedded_backend(settings.output_dir, clock),
+                    inbox_url=inbox.url,
+                    reply_delay_s=sandbox_reply_delay_s,
                 )
+            )
             api_url: str = sandbox.url
             sandbox_url: str | None = sandbox.url
         else:
@@ -107,7 +207,17 @@ async def open_run(
             limiter = limiter_for(
                 account, settings.rate_limit_requests, settings.rate_limit_period_s
             )
-        async with PlivoClient(account, token, api_url, limiter=limiter) as client:
+        pacing = limiter
+
+        async def access_check() -> None:
+            await check_access(
+                account, token, api_url, limiter=pacing, subaccount=options.subaccount
+            )
+
+        policy = RetryPolicy(rate_limited_deadline_s=settings.rate_limited_deadline_s)
+        async with PlivoClient(
+            account, token, api_url, limiter=limiter, retry_policy=policy
+        ) as client:
             pipeline = Pipeline(
                 account=account,
                 ledger=ledger,
@@ -118,6 +228,7 @@ async def open_run(
                 paths=paths,
                 sandbox_url=sandbox_url,
                 clock_sync=clock_sync,
+                access_check=None if settings.uses_sandbox else access_check,
             )
             pipeline.csv_path = csv_path
             yield pipeline

@@ -152,7 +152,12 @@ def _read(pipeline: Pipeline, decision_now: datetime, commits: int, at: float) -
             .where(
                 Number.account == account,
                 (Number.status.in_([s.value for s in LIVE]) & (Number.expires_at <= decision_now))
-                | (Number.status == NumberStatus.EXPIRED.value),
+                | (Number.status == NumberStatus.EXPIRED.value)
+                # left mid-completion by a killed run, its grace over: resume it (loop's edit)
+                | (
+                    (Number.status == NumberStatus.COMPLETING.value)
+                    & (Number.updated_at <= decision_now)
+                ),
             )
         ).scalar_one()
         run = uow.runs.status_counts(pipeline.run_id)

@@ -48,6 +48,7 @@ class Pipeline:
         paths: RunPaths,
         sandbox_url: str | None = None,
         clock_sync: Callable[[], Awaitable[object]] | None = None,
+        access_check: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.account = account
         self.ledger = ledger
@@ -58,8 +59,11 @@ class Pipeline:
         self.paths = paths
         self.sandbox_url = sandbox_url
         self._clock_sync = clock_sync
+        self._access_check = access_check
         self.e164s: list[str] = []  # this run's numbers, in file order (set by register)
         self.listed: set[str] | None = None  # the account's caller IDs, as last listed
+        # Numbers whose completion this process has in flight: recovery leaves them alone.
+        self.completing: set[str] = set()
         self.csv_path: str = ""
         self.shared_look: object | None = None  # the loop's last look at the ledger (ledger_reads)
 
@@ -69,6 +73,12 @@ class Pipeline:
     @property
     def uses_sandbox(self) -> bool:
         return self.sandbox_url is not None
+
+    async def check_access(self) -> None:
+        """One cheap call to Plivo before anything is registered: wrong credentials or URL fail
+        here, in one line (`environment.PlivoAccessError`). No-op on the in-process sandbox."""
+        if self._access_check is not None:
+            await self._access_check()
 
     async def sync_clock(self) -> None:
         """Follow the sandbox's clock (no-op against real Plivo)."""

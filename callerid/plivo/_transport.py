@@ -19,6 +19,7 @@ import httpx
 from tenacity import RetryCallState
 
 from callerid.plivo.errors import (
+    NotSentError,
     OutcomeUnknownError,
     PlivoConnectionError,
     PlivoError,
@@ -102,8 +103,13 @@ class Transport:
         priority: Priority = Priority.NORMAL,
         trace: RequestTrace | None = None,
         phone_number: str | None = None,
+        send_by: float | None = None,
     ) -> httpx.Response:
-        """A 2xx response, or the PlivoError of the last attempt."""
+        """A 2xx response, or the PlivoError of the last attempt.
+
+        `send_by` (a `time.monotonic()` value): no attempt goes on the wire after it; one still
+        waiting for the limiter then raises `NotSentError` (a caller that promised a send deadline
+        to someone, e.g. the ledger's intent row for a crash, keeps the promise)."""
         trace = trace or RequestTrace()
 
         def before_sleep(state: RetryCallState) -> None:
@@ -125,7 +131,7 @@ class Transport:
         async for attempt in retrying:
             with attempt:
                 return await self._attempt(
-                    method, path, json, params, repeatable, priority, trace, phone_number
+                    method, path, json, params, repeatable, priority, trace, phone_number, send_by
                 )
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
@@ -139,8 +145,9 @@ class Transport:
         priority: Priority,
         trace: RequestTrace,
         phone_number: str | None,
+        send_by: float | None = None,
     ) -> httpx.Response:
-        granted_at = await self._limiter.acquire(priority)
+        granted_at = await self._grant(priority, send_by, method, path, phone_number)
         trace.attempts += 1
         limiter = self._limiter
         stamp: list[float] = []  # the request's slot in the limiter, once it is on the wire
@@ -201,6 +208,30 @@ class Transport:
                     method, path, f"HTTP {response.status_code}", phone_number, response.status_code
                 )
         raise error
+
+    async def _grant(
+        self,
+        priority: Priority,
+        send_by: float | None,
+        method: str,
+        path: str,
+        phone_number: str | None,
+    ) -> float:
+        if send_by is None:
+            return await self._limiter.acquire(priority)
+        try:
+            left = send_by - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            async with asyncio.timeout(left):
+                return await self._limiter.acquire(priority)
+        except TimeoutError:
+            raise NotSentError(
+                f"{method} {path}: not sent, its send deadline passed",
+                method=method,
+                path=path,
+                phone_number=phone_number,
+            ) from None
 
     @staticmethod
     def _unknown(

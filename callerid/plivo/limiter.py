@@ -106,6 +106,7 @@ class RateLimiter:
         self._prepaid = 0
         self._fetching = False
         self.granted = 0
+        self.rate_limited_total = 0  # 429s reported: the client retried them (flow logs say so)
 
     @property
     def max_requests(self) -> int:
@@ -181,6 +182,7 @@ class RateLimiter:
     def rate_limited(self) -> None:
         """Report a 429: the window widens a little and narrows again over the next N grants."""
         with self._lock:
+            self.rate_limited_total += 1
             self._window.widen()
 
     def sent(self, granted_at: float, at: float | None = None) -> float:
