@@ -76,12 +76,10 @@ def outcomes(pipeline: Pipeline, e164s: Sequence[str]) -> dict[str, NumberOutcom
 
 
 # How long one look at the ledger serves the loop's lanes and its progress writer when this
-# process has committed nothing since: SHARED_READ_S, doubled after each look that found nothing
-# changed, up to IDLE_READ_S (another process's commits, e.g. a webhook receiver's new messages,
-# are seen that much later at most; a run that only waits for codes reads twice a second, not
-# four times per lane).
+# process has committed nothing since (another process's commits, e.g. a webhook receiver's new
+# messages, are seen this much later at most). Not longer: codes filed by another process would
+# wait for it (tried: growing it to 2 s while nothing moved cost bench_flow ~10 %).
 SHARED_READ_S = 0.25
-IDLE_READ_S = 2.0
 
 
 @dataclass(slots=True)
@@ -90,7 +88,6 @@ class _Look:
     counts: dict[str, int]
     commits: int  # the ledger's commit count when the read started
     at: float  # time.monotonic() when it started
-    serves_s: float = SHARED_READ_S  # how long it may be reused
 
 
 _reading = threading.Lock()  # one read at a time: the lanes that wait for it then share it
@@ -116,13 +113,13 @@ def _look(pipeline: Pipeline, decision_now: datetime) -> _Look:
     with _reading:
         last = getattr(pipeline, "shared_look", None)
         now = time.monotonic()
-        if not isinstance(last, _Look) or last.commits != pipeline.ledger.commits:
-            last = None  # this process wrote something since: read afresh
-        elif now - last.at < last.serves_s:
+        if (
+            isinstance(last, _Look)
+            and last.commits == pipeline.ledger.commits
+            and now - last.at < SHARED_READ_S
+        ):
             return last
         look = _read(pipeline, decision_now, pipeline.ledger.commits, now)
-        if last is not None and (look.work, look.counts) == (last.work, last.counts):
-            look.serves_s = min(IDLE_READ_S, 2 * last.serves_s)
         pipeline.shared_look = look
         return look
 
