@@ -290,4 +290,4 @@ async def bulk_verify(
             len(ingest.rejected),
             result.rejects_csv,
         )
-    return {**result.as_dict(), "elapsed_s": round(elapsed_s, 1)}
+    return {**result.as_dict(), "elapsed_s": elapsed_s}
