@@ -256,7 +256,14 @@ def runs(
 
 def run_command(
     csv_path: Annotated[
-        Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="The CSV.")
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            metavar="FILE",
+            help="The file of numbers (what `callerid check` reads).",
+        ),
     ],
     region: Annotated[str, typer.Option(help="Region for numbers without +CC.")] = "US",
     channel: Annotated[str, typer.Option(help="Default OTP channel: sms or call.")] = "sms",
@@ -272,7 +279,7 @@ def run_command(
         bool, typer.Option("--debug", help="Tracebacks and Prefect's errors on the terminal.")
     ] = False,
 ) -> None:
-    """Verify every number of CSV_PATH as a caller ID (the sandbox if no credentials)."""
+    """Verify every number of FILE as a caller ID (the sandbox if no credentials)."""
     crash.set_debug(debug)
     launch(dict(locals()))
 
