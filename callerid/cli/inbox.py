@@ -9,6 +9,7 @@ valid code...; a code for a number that no live verification waits for is stored
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import threading
 from pathlib import Path
@@ -72,6 +73,17 @@ def _subaccount_tokens() -> dict[str, str]:
     return tokens
 
 
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: no other machine can reach the server."""
+    bare = host.strip().strip("[]")
+    if bare.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(bare).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
 @inbox_app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -90,6 +102,14 @@ def serve(
     from callerid.settings import load_settings
 
     settings = load_settings(database_url=database_url)
+    if settings.uses_sandbox and not is_loopback(host):
+        typer.echo(
+            f"error: refusing to listen on {host} without Plivo credentials: anyone could sign "
+            "webhooks with the sandbox's public token (set PLIVO_AUTH_ID and PLIVO_AUTH_TOKEN, "
+            "or listen on 127.0.0.1)",
+            err=True,
+        )
+        raise typer.Exit(2)
     account, token = _account(settings)
     tokens = {account: token, **_subaccount_tokens()}
     try:

@@ -62,7 +62,10 @@ class Pipeline:
         self._access_check = access_check
         self.e164s: list[str] = []  # this run's numbers, in file order (set by register)
         self.listed: set[str] | None = None  # the account's caller IDs, as last listed
+        # Numbers whose completion this process has in flight: recovery leaves them alone.
+        self.completing: set[str] = set()
         self.csv_path: str = ""
+        self.shared_look: object | None = None  # the loop's last look at the ledger (ledger_reads)
 
     def __repr__(self) -> str:
         return f"Pipeline(account={self.account!r}, run_id={self.run_id!r})"

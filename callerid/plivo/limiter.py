@@ -117,6 +117,11 @@ class RateLimiter:
         return self._window.period_s
 
     @property
+    def burst(self) -> int:
+        """Grants the GCRA bucket lets out back to back (the rest follow at `rate_per_s`)."""
+        return self._window.burst
+
+    @property
     def rate_per_s(self) -> float:
         return self._window.max_requests / self._window.span_s
 
