@@ -280,7 +280,8 @@ def run_command(
     ] = False,
 ) -> None:
     """Verify every number of FILE as a caller ID (the sandbox if no credentials)."""
-    crash.set_debug(debug)
+    if debug:  # `callerid --debug run` set it already; `run --debug` says the same
+        crash.set_debug(True)
     launch(dict(locals()))
 
 
