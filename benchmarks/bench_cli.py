@@ -4,9 +4,10 @@ The goal (issue 11) is `callerid --help` in 0.5 s or less on a quiet machine; ab
 with the machine and its load, so the ratio to a bare interpreter start in the same run is
 printed too. Each command runs `--repeat` times, alternating, and the median counts (a busy
 moment hits both). Also shown: the same for `callerid run --help` (its options come from the
-same lazily importing modules) and, for scale, `python -c "import prefect"`.
+same lazily importing modules) and, with `--with-prefect`, `python -c "import prefect"` for scale
+(what every `callerid --help` used to pay).
 
-    uv run --frozen python benchmarks/bench_cli.py [--repeat 7]
+    uv run --frozen python benchmarks/bench_cli.py [--repeat 7] [--with-prefect]
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ COMMANDS = {
     "python -c pass": [sys.executable, "-c", "pass"],
     "callerid --help": [CALLERID, "--help"],
     "callerid run --help": [CALLERID, "run", "--help"],
-    "python -c 'import prefect'": [sys.executable, "-c", "import prefect"],
 }
+PREFECT = {"python -c 'import prefect'": [sys.executable, "-c", "import prefect"]}
 
 
 def wall_s(command: list[str]) -> float:
@@ -40,12 +41,14 @@ def wall_s(command: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--with-prefect", action="store_true")
     args = parser.parse_args()
-    for command in COMMANDS.values():  # warm the page cache and .pyc files
+    commands = {**COMMANDS, **(PREFECT if args.with_prefect else {})}
+    for command in commands.values():  # warm the page cache and .pyc files
         wall_s(command)
-    times: dict[str, list[float]] = {name: [] for name in COMMANDS}
+    times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(args.repeat):
-        for name, command in COMMANDS.items():
+        for name, command in commands.items():
             times[name].append(wall_s(command))
     base = statistics.median(times["python -c pass"])
     print(f"{'command':<30} {'median s':>9} {'min s':>7} {'x python -c pass':>17}")
