@@ -37,9 +37,10 @@ from prefect.utilities.urls import url_for
 
 from callerid.ingest import IngestResult
 from callerid.pipeline import PipelineOptions, RunPaths, ledger_ops
-from callerid.pipeline.environment import open_run
+from callerid.pipeline.environment import PlivoAccessError, open_run
+from callerid.pipeline.finish import RunIncompleteError
 from callerid.pipeline.plain import ProgressWriter
-from callerid.pipeline.runner import Work, drive
+from callerid.pipeline.runner import StepFailures, Work, drive
 from callerid.pipeline.session import Pipeline, StepResult
 from callerid.pipeline.steps import decision_time
 from tasks.account import account_limiter, account_settings
@@ -198,7 +199,7 @@ class PrefectLoopOps:
 async def bulk_verify(
     csv_path: str,
     default_region: str = "US",
-    channel: Literal["sms", "call"] = "sms",
+    channel: Literal["sms", "call", "auto"] = "auto",
     subaccount: str | None = None,
     max_attempts: int = 2,
     max_in_flight: int = 300,
@@ -211,6 +212,8 @@ async def bulk_verify(
     follow_sandbox_clock: bool = False,
     sandbox_reply_delay_s: float = 1.0,
     shared_rate_limit: bool | None = None,
+    sheet: str | None = None,
+    owner: str | None = None,
 ) -> dict[str, Any]:
     """Verify every number of `csv_path`; return the run's counts and report paths.
 
@@ -228,6 +231,8 @@ async def bulk_verify(
         channel=channel,
         subaccount=subaccount,
         encoding=encoding,
+        sheet=sheet,
+        owner=owner,
         max_attempts=max_attempts,
         max_in_flight=max_in_flight,
         batch_size=batch_size,
@@ -244,6 +249,8 @@ async def bulk_verify(
         encoding=encoding,
         default_channel=channel,
         default_subaccount=subaccount,
+        sheet=sheet,
+        default_owner=owner,
     )
     await name_flow_run(
         csv_path, len(ingest.accepted), RunPaths.for_run(settings.output_dir, run_id)
@@ -261,7 +268,18 @@ async def bulk_verify(
             logger.warning(
                 "using the local sandbox at %s: nothing goes to Plivo", pipeline.sandbox_url
             )
-        await pipeline.check_access()
+        # Wrong credentials or an unreachable PLIVO_API_URL: one cheap call says so before any
+        # number is registered; the run still writes its reports and summary with the reason.
+        failed = StepFailures()
+        refused: PlivoAccessError | None = None
+        try:
+            await pipeline.check_access()
+        except PlivoAccessError as exc:
+            if dry_run:
+                raise
+            refused = exc
+            failed.reasons.append(str(exc))
+            logger.error("%s", exc)
         if dry_run:
             plan = await plan_task(pipeline, ingest)
             await publish_plan(plan)
@@ -271,23 +289,41 @@ async def bulk_verify(
                 "plan": plan.as_dict(),
                 "plan_lines": plan.lines(),
             }
-        await register_task(pipeline, ingest)
-        await sync_listed_task(pipeline)
-        await recover_task(pipeline)
-        ops = PrefectLoopOps(pipeline, ask_person=ask_person)
-        try:
-            await drive(ops, options)
-        finally:
-            await ops.close()
-        await confirm_task(pipeline)
-        ops.log_rate_limited()
+        # Each step fails alone (after its own retries): the reports and the summary artifact are
+        # written whatever failed, and the ledger keeps every number's state for the next run.
+        registered = (
+            None
+            if refused
+            else await failed.contain("register", lambda: register_task(pipeline, ingest))
+        )
+        if registered is not None:
+            await failed.contain("list the account", lambda: sync_listed_task(pipeline))
+            await failed.contain("recover", lambda: recover_task(pipeline))
+            ops = PrefectLoopOps(pipeline, ask_person=ask_person)
+
+            async def verify() -> Work:
+                try:
+                    return await drive(ops, options)
+                finally:
+                    await ops.close()
+
+            await failed.contain("verify", verify)
+            await failed.contain("confirm", lambda: confirm_task(pipeline))
+            ops.log_rate_limited()
         elapsed_s = time.monotonic() - started
-        result = await report_task(pipeline, ingest, elapsed_s)
-    logger.info("run %s finished in %.1f s: %s", run_id, elapsed_s, result.counts)
+        result = await report_task(pipeline, ingest, elapsed_s, incomplete=failed.reasons)
     if not ingest.accepted:
         logger.error(
             "no row could be verified: %d rejected (see %s)",
             len(ingest.rejected),
             result.rejects_csv,
         )
+    if refused is not None:
+        raise refused  # its one line says it all; the reports say it too
+    if not result.complete:
+        logger.error("run %s is incomplete: %s", run_id, "; ".join(result.incomplete))
+        raise RunIncompleteError(
+            run_id, result.incomplete, {**result.as_dict(), "elapsed_s": elapsed_s}
+        )
+    logger.info("run %s finished in %.1f s: %s", run_id, elapsed_s, result.counts)
     return {**result.as_dict(), "elapsed_s": elapsed_s}

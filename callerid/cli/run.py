@@ -16,7 +16,7 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -42,6 +42,8 @@ INGEST_NAMES = {
     "encoding": "encoding",
     "channel": "default_channel",
     "subaccount": "default_subaccount",
+    "sheet": "sheet",
+    "owner": "default_owner",
 }
 
 
@@ -152,8 +154,8 @@ def launch(options: dict[str, Any]) -> None:
 
     started = time.monotonic()
     prefect_run.prefect_env_defaults()  # before anything imports Prefect
-    if options["channel"] not in ("sms", "call"):
-        raise typer.BadParameter("channel must be 'sms' or 'call'", param_hint="--channel")
+    if options["channel"] not in ("sms", "call", "auto"):
+        raise typer.BadParameter("channel must be 'sms', 'call' or 'auto'", param_hint="--channel")
     settings = load_settings()
     if settings.missing_credential() and not os.environ.get("PREFECT_API_URL"):
         check_credentials(settings)  # exit 2 now: the input check can wait
@@ -186,13 +188,32 @@ def launch(options: dict[str, Any]) -> None:
     if "error" in box:
         if debug:
             raise box["error"]
+        _failed(box["error"], run_id, paths)
+    _finish(box["result"], settings, run_id, total_s, dry_run=options["dry_run"])
+
+
+def _failed(exc: BaseException, run_id: str, paths: RunPaths) -> NoReturn:
+    """A run that did not finish: what it did so far (when its reports were written), why it
+    stopped in one line, and where the traceback is. Exit 1."""
+    from callerid.pipeline.finish import RunIncompleteError
+
+    if isinstance(exc, RunIncompleteError):
+        console.print(_summary(exc.result))
+        reason = "; ".join(exc.reasons)
         console.print(
-            f"[red]run {run_id} failed:[/red] {_reason(box['error'])}\n  details: {paths.run_log}",
+            f"[red]run {run_id} did not finish:[/red] {reason}\n  reports: "
+            f"{exc.result.get('results_csv')}; rerun with the same file to finish it\n"
+            f"  details: {paths.run_log}",
             highlight=False,
             soft_wrap=True,
         )
         raise typer.Exit(1)
-    _finish(box["result"], settings, run_id, total_s, dry_run=options["dry_run"])
+    console.print(
+        f"[red]run {run_id} failed:[/red] {_reason(exc)}\n  details: {paths.run_log}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    raise typer.Exit(1)
 
 
 def _reason(exc: BaseException) -> str:
@@ -266,7 +287,9 @@ def run_command(
         ),
     ],
     region: Annotated[str, typer.Option(help="Region for numbers without +CC.")] = "US",
-    channel: Annotated[str, typer.Option(help="Default OTP channel: sms or call.")] = "sms",
+    channel: Annotated[
+        str, typer.Option(help="Default OTP channel: sms, call, or auto (fixed lines call).")
+    ] = "auto",
     subaccount: Annotated[str | None, typer.Option(help="Default subaccount.")] = None,
     max_attempts: Annotated[int, typer.Option(min=1, help="Initiations per number.")] = 2,
     max_in_flight: Annotated[int, typer.Option(min=1, help="Live verifications.")] = 300,
@@ -275,6 +298,8 @@ def run_command(
     dry_run: Annotated[bool, typer.Option(help="Print the plan; send nothing.")] = False,
     ask_person: Annotated[bool, typer.Option(help="Ask for codes in the UI.")] = False,
     reply_delay: Annotated[float, typer.Option(help="Sandbox: seconds to reply.")] = 1.0,
+    sheet: Annotated[str | None, typer.Option(help="Spreadsheet sheet to read.")] = None,
+    owner: Annotated[str | None, typer.Option(help="Owner email for rows without.")] = None,
     debug: Annotated[
         bool, typer.Option("--debug", help="Tracebacks and Prefect's errors on the terminal.")
     ] = False,

@@ -16,7 +16,7 @@ from callerid.pipeline.environment import open_run
 from callerid.pipeline.finish import RunResult, write_reports
 from callerid.pipeline.options import PipelineOptions
 from callerid.pipeline.progress import Progress, write_progress
-from callerid.pipeline.runner import Work, drive
+from callerid.pipeline.runner import StepFailures, Work, drive
 from callerid.pipeline.session import Pipeline, StepResult
 from callerid.settings import Settings
 
@@ -91,6 +91,8 @@ async def run_plain(
         encoding=options.encoding,
         default_channel=options.channel,
         default_subaccount=options.subaccount,
+        sheet=options.sheet,
+        default_owner=options.owner,
     )
     async with open_run(
         settings,
@@ -100,9 +102,17 @@ async def run_plain(
         follow_sandbox_clock=follow_sandbox_clock,
     ) as pipeline:
         await pipeline.check_access()
-        ledger_ops.register(pipeline, ingest)
-        await account.sync_listed(pipeline)
-        await account.recover(pipeline)
-        await drive(PlainOps(pipeline), options)
-        await account.confirm(pipeline)
-        return write_reports(pipeline, ingest, elapsed_s=time.monotonic() - started)
+        failed = StepFailures()
+
+        async def register() -> int:
+            return await asyncio.to_thread(ledger_ops.register, pipeline, ingest)
+
+        # Each step fails alone (after its own retries); the reports are written whatever failed.
+        if await failed.contain("register", register) is not None:
+            await failed.contain("list the account", lambda: account.sync_listed(pipeline))
+            await failed.contain("recover", lambda: account.recover(pipeline))
+            await failed.contain("verify", lambda: drive(PlainOps(pipeline), options))
+            await failed.contain("confirm", lambda: account.confirm(pipeline))
+        return write_reports(
+            pipeline, ingest, elapsed_s=time.monotonic() - started, incomplete=failed.reasons
+        )

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -23,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from callerid.sandbox.server import SandboxServer
 from callerid.serving import ServerLimits, ThreadedUvicorn
 
 LIVENESS_S = 10.0
@@ -187,3 +189,45 @@ def test_the_soft_descriptor_limit_is_raised_to_the_hard_one() -> None:
     new_soft, new_hard, cap = map(int, result.stdout.split())
     assert (new_soft, new_hard) == (hard, hard)
     assert cap < new_soft // 2
+
+
+def test_the_sandbox_runs_with_the_same_limits() -> None:
+    with SandboxServer() as sandbox:
+        assert sandbox.limits == ServerLimits()
+    with SandboxServer(limits=SHORT) as sandbox, connect(sandbox) as idle:
+        assert closed_by_server(idle)
+
+
+EMFILE_SERVER = """
+import os, resource, sys, time
+from starlette.applications import Starlette
+from callerid.serving import ThreadedUvicorn
+server = ThreadedUvicorn(Starlette())
+server.start()
+in_use = len(os.listdir("/proc/self/fd"))
+hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+resource.setrlimit(resource.RLIMIT_NOFILE, (in_use + 4, hard))
+print(server.port, flush=True)
+time.sleep(3)
+"""
+
+
+def test_running_out_of_descriptors_logs_a_few_lines_not_thousands(tmp_path: Path) -> None:
+    """asyncio retries a failing accept in a tight loop, logging a traceback each time (found:
+    152,772 tracebacks, 62 MB in 10 s); the server logs a few a minute. The descriptors are taken
+    away under the server's feet here: its own cap would otherwise keep it from running out."""
+    log = tmp_path / "server.log"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-c", EMFILE_SERVER], stdout=subprocess.PIPE, stderr=stderr, text=True
+        )
+        assert process.stdout is not None
+        port = int(process.stdout.readline())
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(50)]
+        process.wait(timeout=30)
+        process.stdout.close()
+        for client in clients:
+            client.close()
+    text = log.read_text()
+    assert "Too many open files" in text  # it did run out
+    assert text.count("Traceback") <= 5 and len(text) < 16 * 1024, text[:2000]
