@@ -11,6 +11,7 @@ subprocess on a fresh HOME: what the terminal says and what the UI's API holds.
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 from collections.abc import Iterator
@@ -86,7 +87,7 @@ def test_the_ui_sees_the_named_run_its_info_logs_and_the_rejects_and_a_rerun_say
     )
     assert len(artifacts) == 1
     rows = artifacts[0]["data"]
-    rows = rows if isinstance(rows, list) else __import__("json").loads(rows)
+    rows = rows if isinstance(rows, list) else json.loads(rows)
     rejected = [r for r in rows if r["status"] == "rejected"]
     assert len(rejected) == 11 and all(r["reason"] and r["line"] for r in rejected), rows
 
@@ -145,6 +146,22 @@ def test_wrong_credentials_or_url_are_one_line_and_nothing_is_registered(
     else:
         expected = f"cannot reach Plivo at {url}: Connection refused"
     assert failed[0].endswith(expected), failed
-    run_log = _run_folder(done, work) / "run.log"
-    assert "Traceback (most recent call last)" in run_log.read_text(encoding="utf-8")
+    folder = _run_folder(done, work)
+    assert "Traceback (most recent call last)" in (folder / "run.log").read_text(encoding="utf-8")
     assert _ledger_numbers(work) == 0  # checked before any number was registered
+    # recorded as failed with that reason: summary.md, the summary artifact, the run's state
+    assert expected in (folder / "summary.md").read_text(encoding="utf-8")
+    flow_run_id = json.loads((folder / "flow-run.json").read_text(encoding="utf-8"))["id"]
+    flow_run = httpx.get(f"{server.api_url}/flow_runs/{flow_run_id}", timeout=30).json()
+    assert flow_run["state"]["type"] == "FAILED"
+    artifacts = _post(
+        server,
+        "/artifacts/filter",
+        {
+            "artifacts": {
+                "key": {"any_": ["bulk-verify-summary"]},
+                "flow_run_id": {"any_": [flow_run_id]},
+            }
+        },
+    )
+    assert len(artifacts) == 1 and expected in str(artifacts[0]["data"])
