@@ -18,6 +18,7 @@ from callerid.pipeline.options import PipelineOptions
 from callerid.pipeline.progress import Progress, write_progress
 from callerid.pipeline.runner import StepFailures, Work, drive
 from callerid.pipeline.session import Pipeline, StepResult
+from callerid.plivo import RateLimiter
 from callerid.settings import Settings
 
 
@@ -85,6 +86,7 @@ async def run_plain(
     *,
     run_id: str,
     follow_sandbox_clock: bool = False,
+    limiter: RateLimiter | None = None,
 ) -> RunResult:
     started = time.monotonic()
     ingest: IngestResult = ingest_csv(
@@ -102,6 +104,7 @@ async def run_plain(
         run_id=run_id,
         csv_path=str(csv_path),
         follow_sandbox_clock=follow_sandbox_clock,
+        limiter=limiter,
     ) as pipeline:
         await pipeline.check_access()
         failed = StepFailures()

@@ -8,16 +8,21 @@ import gzip
 import io
 import re
 import struct
+import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import openpyxl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from odf.opendocument import OpenDocumentSpreadsheet
 from odf.table import Table, TableCell, TableRow
 from odf.text import P
+from typer.testing import CliRunner
 
+from callerid.cli import app
 from callerid.ingest import (
     IngestInputError,
     IngestOptionError,
@@ -250,3 +255,67 @@ def test_text_and_old_workbooks_are_recognised(tmp_path: Path) -> None:
         sniff_input(path)
     with pytest.raises(IngestInputError, match="file not found"):
         sniff_input(tmp_path / "missing.xlsx")
+
+
+def test_check_takes_spreadsheets_and_names_other_files(tmp_path: Path) -> None:
+    path = xlsx(
+        tmp_path / "book.xlsx",
+        {
+            "Main": {"A1": "phone", "A2": 14155550101},
+            "Other Team": {"A1": "tel", "A3": 1.4155550123e10},
+        },
+    )
+    out = tmp_path / "o"
+    runner = CliRunner()
+    result = runner.invoke(app, ["check", str(path), "--sheet", "Other Team", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "1 rows read (xlsx sheet 'Other Team', 1 blank rows skipped)" in result.output
+    assert "note: the file is not UTF-8" not in result.output
+    assert "3,+14155550123" in (out / "accepted.csv").read_text(encoding="utf-8")
+    pdf = tmp_path / "numbers.pdf"
+    pdf.write_bytes(b"%PDF-1.4\n")
+    refused = runner.invoke(app, ["check", str(pdf), "--out", str(out)])
+    assert refused.exit_code == 2
+    assert "this is not a CSV or spreadsheet file (looks like: pdf)" in refused.output
+
+
+CELL = st.one_of(
+    st.none(),
+    st.sampled_from(["+1 415 555 2671", "+44 20 7946 0958", "4.15556E+09", "x", " ", "@x"]),
+    st.integers(min_value=-(10**16), max_value=10**16),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=6).filter(lambda t: not any("\x00" <= c < " " for c in t)),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    top=st.integers(min_value=1, max_value=4),
+    left=st.integers(min_value=0, max_value=3),
+    rows=st.lists(st.lists(CELL, min_size=1, max_size=4), max_size=12),
+)
+def test_every_row_of_a_sheet_is_accounted_for_on_its_row(
+    top: int, left: int, rows: list[list[Cell]]
+) -> None:
+    """Whatever the cells, every row that holds something below the header is accepted or
+    rejected once, under the row number the spreadsheet shows."""
+    with tempfile.TemporaryDirectory() as folder:
+        book = openpyxl.Workbook()
+        sheet = book.active
+        sheet.cell(row=top, column=left + 1, value="phone")
+        sheet.cell(row=top, column=left + 2, value="alias")
+        for i, values in enumerate(rows, start=top + 1):
+            for j, value in enumerate(values, start=left + 1):
+                sheet.cell(row=i, column=j, value=value)
+        path = Path(folder) / "p.xlsx"
+        book.save(path)
+        result = ingest_csv(path)
+    expected = [
+        i
+        for i, values in enumerate(rows, start=top + 1)
+        if any(v is not None and (not isinstance(v, str) or v.strip()) for v in values)
+    ]
+    lines = sorted([*(r.line for r in result.accepted), *(r.line for r in result.rejected)])
+    assert lines == expected
+    for row in result.accepted:
+        assert row.e164.startswith("+") and row.e164[1:].isdigit()
