@@ -38,8 +38,9 @@ from prefect.utilities.urls import url_for
 from callerid.ingest import IngestResult
 from callerid.pipeline import PipelineOptions, RunPaths, ledger_ops
 from callerid.pipeline.environment import open_run
+from callerid.pipeline.finish import RunIncompleteError, forget_spent_codes
 from callerid.pipeline.plain import ProgressWriter
-from callerid.pipeline.runner import Work, drive
+from callerid.pipeline.runner import StepFailures, Work, drive
 from callerid.pipeline.session import Pipeline, StepResult
 from callerid.pipeline.steps import decision_time
 from tasks.account import account_limiter, account_settings
@@ -106,7 +107,9 @@ class PrefectLoopOps:
         return await complete_task(self.pipeline)
 
     async def expire(self) -> StepResult:
-        return await expire_task(self.pipeline)
+        done = await expire_task(self.pipeline)
+        await asyncio.to_thread(forget_spent_codes, self.pipeline)  # windows just ended
+        return done
 
     async def initiate(self, limit: int) -> StepResult:
         return await initiate_task(self.pipeline, limit)
@@ -198,7 +201,7 @@ class PrefectLoopOps:
 async def bulk_verify(
     csv_path: str,
     default_region: str = "US",
-    channel: Literal["sms", "call"] = "sms",
+    channel: Literal["sms", "call", "auto"] = "auto",
     subaccount: str | None = None,
     max_attempts: int = 2,
     max_in_flight: int = 300,
@@ -211,6 +214,8 @@ async def bulk_verify(
     follow_sandbox_clock: bool = False,
     sandbox_reply_delay_s: float = 1.0,
     shared_rate_limit: bool | None = None,
+    sheet: str | None = None,
+    owner: str | None = None,
 ) -> dict[str, Any]:
     """Verify every number of `csv_path`; return the run's counts and report paths.
 
@@ -228,6 +233,8 @@ async def bulk_verify(
         channel=channel,
         subaccount=subaccount,
         encoding=encoding,
+        sheet=sheet,
+        owner=owner,
         max_attempts=max_attempts,
         max_in_flight=max_in_flight,
         batch_size=batch_size,
@@ -244,6 +251,8 @@ async def bulk_verify(
         encoding=encoding,
         default_channel=channel,
         default_subaccount=subaccount,
+        sheet=sheet,
+        default_owner=owner,
     )
     await name_flow_run(
         csv_path, len(ingest.accepted), RunPaths.for_run(settings.output_dir, run_id)
@@ -271,23 +280,35 @@ async def bulk_verify(
                 "plan": plan.as_dict(),
                 "plan_lines": plan.lines(),
             }
-        await register_task(pipeline, ingest)
-        await sync_listed_task(pipeline)
-        await recover_task(pipeline)
-        ops = PrefectLoopOps(pipeline, ask_person=ask_person)
-        try:
-            await drive(ops, options)
-        finally:
-            await ops.close()
-        await confirm_task(pipeline)
-        ops.log_rate_limited()
+        # Each step fails alone (after its own retries): the reports and the summary artifact are
+        # written whatever failed, and the ledger keeps every number's state for the next run.
+        failed = StepFailures()
+        if await failed.contain("register", lambda: register_task(pipeline, ingest)) is not None:
+            await failed.contain("list the account", lambda: sync_listed_task(pipeline))
+            await failed.contain("recover", lambda: recover_task(pipeline))
+            ops = PrefectLoopOps(pipeline, ask_person=ask_person)
+
+            async def verify() -> Work:
+                try:
+                    return await drive(ops, options)
+                finally:
+                    await ops.close()
+
+            await failed.contain("verify", verify)
+            await failed.contain("confirm", lambda: confirm_task(pipeline))
+            ops.log_rate_limited()
         elapsed_s = time.monotonic() - started
-        result = await report_task(pipeline, ingest, elapsed_s)
-    logger.info("run %s finished in %.1f s: %s", run_id, elapsed_s, result.counts)
+        result = await report_task(pipeline, ingest, elapsed_s, incomplete=failed.reasons)
     if not ingest.accepted:
         logger.error(
             "no row could be verified: %d rejected (see %s)",
             len(ingest.rejected),
             result.rejects_csv,
         )
+    if not result.complete:
+        logger.error("run %s is incomplete: %s", run_id, "; ".join(result.incomplete))
+        raise RunIncompleteError(
+            run_id, result.incomplete, {**result.as_dict(), "elapsed_s": round(elapsed_s, 1)}
+        )
+    logger.info("run %s finished in %.1f s: %s", run_id, elapsed_s, result.counts)
     return {**result.as_dict(), "elapsed_s": round(elapsed_s, 1)}
