@@ -38,7 +38,7 @@ from prefect.utilities.urls import url_for
 from callerid.ingest import IngestResult
 from callerid.pipeline import PipelineOptions, RunPaths, ledger_ops
 from callerid.pipeline.environment import PlivoAccessError, open_run
-from callerid.pipeline.finish import RunIncompleteError
+from callerid.pipeline.finish import RunIncompleteError, forget_spent_codes
 from callerid.pipeline.plain import ProgressWriter
 from callerid.pipeline.runner import StepFailures, Work, drive
 from callerid.pipeline.session import Pipeline, StepResult
@@ -107,7 +107,9 @@ class PrefectLoopOps:
         return await complete_task(self.pipeline)
 
     async def expire(self) -> StepResult:
-        return await expire_task(self.pipeline)
+        done = await expire_task(self.pipeline)
+        await asyncio.to_thread(forget_spent_codes, self.pipeline)  # windows just ended
+        return done
 
     async def initiate(self, limit: int) -> StepResult:
         return await initiate_task(self.pipeline, limit)

@@ -29,6 +29,9 @@ class RunIncompleteError(Exception):
         self.reasons = list(reasons)
         self.result = result
 
+    def __repr__(self) -> str:
+        return f"RunIncompleteError({str(self)!r})"
+
     def __str__(self) -> str:
         return (
             f"run {self.run_id} is incomplete ({'; '.join(self.reasons)}); its reports are in "

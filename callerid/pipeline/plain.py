@@ -13,11 +13,12 @@ from pathlib import Path
 from callerid.ingest import IngestResult, ingest_csv
 from callerid.pipeline import account, ledger_ops, ledger_reads, steps
 from callerid.pipeline.environment import open_run
-from callerid.pipeline.finish import RunResult, write_reports
+from callerid.pipeline.finish import RunResult, forget_spent_codes, write_reports
 from callerid.pipeline.options import PipelineOptions
 from callerid.pipeline.progress import Progress, write_progress
 from callerid.pipeline.runner import StepFailures, Work, drive
 from callerid.pipeline.session import Pipeline, StepResult
+from callerid.plivo import RateLimiter
 from callerid.settings import Settings
 
 
@@ -40,7 +41,9 @@ class PlainOps:
         return await steps.complete_matched(self.pipeline)
 
     async def expire(self) -> StepResult:
-        return await steps.expire_due(self.pipeline)
+        done = await steps.expire_due(self.pipeline)
+        await asyncio.to_thread(forget_spent_codes, self.pipeline)  # windows just ended
+        return done
 
     async def initiate(self, limit: int) -> StepResult:
         return await steps.initiate_batch(self.pipeline, limit)
@@ -83,6 +86,7 @@ async def run_plain(
     *,
     run_id: str,
     follow_sandbox_clock: bool = False,
+    limiter: RateLimiter | None = None,
 ) -> RunResult:
     started = time.monotonic()
     ingest: IngestResult = ingest_csv(
@@ -100,6 +104,7 @@ async def run_plain(
         run_id=run_id,
         csv_path=str(csv_path),
         follow_sandbox_clock=follow_sandbox_clock,
+        limiter=limiter,
     ) as pipeline:
         await pipeline.check_access()
         failed = StepFailures()

@@ -168,9 +168,8 @@ class StoredCallers:
             self._file = file
             self._position = None
             self._load()
-            if file.read_snapshot() is None:
+            if self._position is None:  # no file yet, or a compaction was cut short
                 self._compact()
-                return
             self._changes = []
             try:
                 for auth_id, token in asked.items():

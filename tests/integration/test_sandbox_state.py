@@ -130,3 +130,20 @@ def test_processes_changing_one_file_at_once_lose_nothing(tmp_path: Path) -> Non
             assert listed[number] == (f"renamed-{i}" if i % 3 == 0 else f"{prefix}-{i}")
     snapshot = json.loads(path.read_text())
     assert snapshot["generation"] > 1  # compacted at least once under the other's feet
+
+
+def test_a_compaction_cut_short_leaves_a_journal_that_is_ignored(tmp_path: Path) -> None:
+    """Killed between the new snapshot and the new journal: the old journal's changes are all in
+    the snapshot already, so they are not replayed; the next process starts a fresh journal."""
+    path = tmp_path / "state.json"
+    one, two = valid_numbers(2)
+    first = _backend(path)
+    _verify(first, one)
+    first._compact()  # type: ignore[attr-defined]  # the new snapshot, then ... killed
+    journal = path.with_name(path.name + ".journal")
+    generation = json.loads(path.read_text())["generation"]
+    stale = {"op": "put", "caller": {"phone_number": two}}  # unreadable if it were replayed
+    journal.write_text(json.dumps({"generation": generation - 1}) + "\n" + json.dumps(stale) + "\n")
+    reopened = _backend(path)
+    assert set(_listed(reopened)) == {one}
+    assert json.loads(journal.read_text().splitlines()[0])["generation"] == generation + 1

@@ -231,3 +231,28 @@ def test_running_out_of_descriptors_logs_a_few_lines_not_thousands(tmp_path: Pat
     text = log.read_text()
     assert "Too many open files" in text  # it did run out
     assert text.count("Traceback") <= 5 and len(text) < 16 * 1024, text[:2000]
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """One short response (Content-Length framed, as Starlette's plain-text ones are)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(4096)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        body += sock.recv(4096)
+    return head + b"\r\n\r\n" + body
+
+
+def test_after_an_early_answer_a_small_rest_of_body_keeps_the_connection(
+    server: ThreadedUvicorn,
+) -> None:
+    """Only a large rest is refused: a client that finishes its small body reuses the connection."""
+    with connect(server) as sock:
+        sock.sendall(b"POST /unread HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        assert read_response(sock).startswith(b"HTTP/1.1 413")
+        sock.sendall(b"a" * 1000)
+        sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = read_response(sock)
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"ok")
