@@ -14,7 +14,15 @@ from callerid.ledger import Ledger, Number, open_ledger
 from callerid.ledger.migrate import downgrade, head_revision, upgrade
 from callerid.ledger.models import Base
 
-TABLES = {"runs", "numbers", "events", "inbox_messages"}
+TABLES = {
+    "runs",
+    "numbers",
+    "events",
+    "inbox_messages",
+    "notifications",
+    "notified_numbers",
+    "ledger_secrets",
+}
 
 
 def _tables(ledger: Ledger) -> set[str]:
