@@ -1,7 +1,8 @@
 """`reconcile`: the account's verified caller IDs against the ledger and an optional desired CSV.
 
     ledger + desired CSV -> list the account (all pages, shared limiter) -> compare and plan
-    -> dry run: report the plan | apply: update/delete on the account, re-queue in the ledger
+    -> dry run: report the plan | apply: the ledger first, then update/delete on the account
+       (each change an event naming this run), re-queue in the ledger
     -> report CSV + `reconcile-summary` and `reconcile-attention` artifacts
 
 Scheduled nightly by the `reconcile-nightly` deployment; `callerid reconcile` runs the same steps
@@ -16,7 +17,6 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from callerid.reconcile.models import ActionKind
 from callerid.reconcile.service import ReconcileOptions
 from tasks.account import account_settings
 from tasks.reconcile import (
@@ -27,7 +27,6 @@ from tasks.reconcile import (
     load_known_task,
     planned_results,
     report_task,
-    requeue_task,
     require_account,
 )
 
@@ -66,10 +65,7 @@ async def reconcile(
     listed = await list_task(scope, known)
     findings, actions = compare_task(listed, known, desired, scope, options)
     if apply:
-        results = await apply_task(actions)
-        requeues = [a for a in actions if a.kind is ActionKind.REQUEUE]
-        if requeues:
-            results += requeue_task(database_url, account, requeues, run_id)
+        results = await apply_task(actions, database_url, account, run_id)
     else:
         results = planned_results(actions)
     report = await report_task(scope, findings, results, apply, settings.output_dir)

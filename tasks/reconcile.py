@@ -16,13 +16,13 @@ from prefect.cache_policies import NO_CACHE
 
 from callerid.plivo import PlivoClient
 from callerid.reconcile import ledger_view
-from callerid.reconcile.account import apply_to_account
 from callerid.reconcile.compare import compare, plan
 from callerid.reconcile.desired import DesiredState, load_desired
 from callerid.reconcile.models import Action, ActionResult, Desired, Finding, Known, Listed, Scope
 from callerid.reconcile.report import ReconcileReport, attention_table, summary_markdown
 from callerid.reconcile.service import (
     ReconcileOptions,
+    carry_out,
     finish,
     list_with_confirmation,
     planned,
@@ -91,16 +91,13 @@ def compare_task(
 
 
 @task(name="reconcile-apply", cache_policy=NO_CACHE, persist_result=False)
-async def apply_task(actions: Sequence[Action]) -> list[ActionResult]:
-    async with open_client(account_settings()) as client:
-        return await apply_to_account(client, actions)
-
-
-@task(name="reconcile-requeue-lost", cache_policy=NO_CACHE, persist_result=False)
-def requeue_task(
-    database_url: str, account: str, actions: Sequence[Action], run_id: str
+async def apply_task(
+    actions: Sequence[Action], database_url: str, account: str, run_id: str
 ) -> list[ActionResult]:
-    return ledger_view.requeue(database_url, account, actions, run_id=run_id)
+    """The account and the ledger together: the ledger first, in chunks (ledger_view)."""
+    ledger = ledger_view.LedgerSync(database_url, account, run_id)
+    async with open_client(account_settings()) as client:
+        return await carry_out(client, actions, ledger)
 
 
 def planned_results(actions: Sequence[Action]) -> list[ActionResult]:

@@ -44,6 +44,8 @@ def _require_account(settings: Settings) -> tuple[str, str]:
 
 
 async def run_direct(settings: Settings, options: ReconcileOptions) -> ReconcileReport:
+    import uuid
+
     from callerid.plivo import PlivoClient, limiter_for
     from callerid.reconcile import ledger_view
     from callerid.reconcile.desired import load_desired
@@ -68,7 +70,7 @@ async def run_direct(settings: Settings, options: ReconcileOptions) -> Reconcile
             known=known,
             desired=desired,
             output_dir=settings.output_dir,
-            requeue=lambda actions: ledger_view.requeue(url, account, actions, run_id=None),
+            ledger=ledger_view.LedgerSync(url, account, str(uuid.uuid4())),
         )
 
 

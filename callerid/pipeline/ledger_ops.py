@@ -32,11 +32,11 @@ from callerid.pipeline.ledger_reads import (
     waiting_for_person,
     work,
 )
+from callerid.pipeline.outcome import Outcome
 from callerid.pipeline.session import Pipeline
 
 if TYPE_CHECKING:
     from callerid.ingest import IngestResult
-    from callerid.pipeline.steps import Outcome
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")

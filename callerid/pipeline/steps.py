@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from callerid.ledger.models import NumberStatus
 from callerid.pipeline import ledger_ops
+from callerid.pipeline.outcome import Outcome
 from callerid.pipeline.session import Pipeline, StepResult
 from callerid.plivo import (
     AlreadyVerifiedError,
@@ -42,18 +42,6 @@ log = logging.getLogger(__name__)
 # we send, Plivo's when it receives, and a request may take up to the client timeout to arrive.
 REINITIATE_GRACE = timedelta(seconds=30)
 _TRANSIENT = (RateLimitedError, ServerError, PlivoConnectionError, PlivoTimeoutError)
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What one API call means for one number's row."""
-
-    e164: str
-    status: NumberStatus
-    reason: str
-    verification_uuid: str | None = None
-    wrong_otp: bool = False
-    message_used: bool = True
 
 
 def decision_time(pipeline: Pipeline) -> datetime:

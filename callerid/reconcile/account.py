@@ -12,7 +12,14 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
-from callerid.plivo import PAGE_SIZE, NotFoundError, PlivoClient, PlivoError
+from callerid.plivo import (
+    PAGE_SIZE,
+    AuthenticationError,
+    NotFoundError,
+    PlivoClient,
+    PlivoError,
+    RequestRejectedError,
+)
 from callerid.plivo.models import CallerId
 from callerid.reconcile.models import Action, ActionKind, ActionResult, Listed, Outcome, Scope
 
@@ -92,7 +99,9 @@ async def apply_to_account(
             else:
                 raise ValueError(f"{action.kind} is not an account action")
         except PlivoError as exc:
-            return ActionResult(action, Outcome.FAILED, error=f"{type(exc).__name__}: {exc}")
+            refused = isinstance(exc, NotFoundError | RequestRejectedError | AuthenticationError)
+            error = f"{type(exc).__name__}: {exc}"
+            return ActionResult(action, Outcome.FAILED, error=error, refused=refused)
         return ActionResult(action, Outcome.DONE)
 
     todo = [a for a in actions if a.kind in (ActionKind.UPDATE, ActionKind.DELETE)]

@@ -8,7 +8,11 @@ Rules, where the issue leaves room:
   back to the main account, since an empty subaccount leaves it unchanged);
 * numbers outside the listed scope (another subaccount, another country) are not judged at all;
 * a listed number whose ledger row is still pending is reported as verified with its ledger
-  status: the account is the truth, the ledger is merely behind.
+  status: the account is the truth, the ledger is merely behind;
+* what `apply` settles with a desired CSV, the ledger keeps (issue 15): a listed number the CSV
+  names gets the expected alias/subaccount in the ledger too (a row of its own if it had none),
+  also when the account already had them. Otherwise the next reconcile without `--desired`, which
+  expects the ledger's values, would undo on the account what the CSV asked for.
 """
 
 from __future__ import annotations
@@ -96,12 +100,22 @@ def _judge(
         return [_with(base, Category.MISSING)]
     if known is None and desired is None:
         return [_with(base, Category.EXTRA)]
+    if desired is not None and _ledger_behind(known, desired):
+        base = replace(base, ledger_behind=True)
     drifts = []
     if alias is not None and alias != listed.alias:
         drifts.append(_with(base, Category.ALIAS_DRIFT))
     if subaccount is not None and subaccount != listed.subaccount:
         drifts.append(_with(base, Category.SUBACCOUNT_DRIFT))
     return drifts or [base]
+
+
+def _ledger_behind(known: Known | None, desired: Desired) -> bool:
+    if known is None:
+        return True
+    if desired.alias is not None and desired.alias != known.alias:
+        return True
+    return desired.subaccount is not None and desired.subaccount != known.subaccount
 
 
 def _with(finding: Finding, category: Category) -> Finding:
@@ -113,11 +127,16 @@ def plan(
 ) -> tuple[Action, ...]:
     """What `apply` changes: drift is always planned; deletes and re-queues only when asked.
 
-    Both drifts of one number become one update request carrying both fields.
+    Both drifts of one number become one update request carrying both fields. A number whose
+    ledger is behind the desired CSV has the expected values written to the ledger: with its
+    update when it drifts, else by a ledger-only `record`.
     """
     targets: dict[str, tuple[str | None, str | None, Category]] = {}
+    behind: dict[str, Finding] = {}
     others: list[Action] = []
     for f in findings:
+        if f.ledger_behind:
+            behind.setdefault(f.phone_number, f)
         if f.category is Category.ALIAS_DRIFT or f.category is Category.SUBACCOUNT_DRIFT:
             alias, subaccount, reason = targets.get(f.phone_number, (None, None, f.category))
             if f.category is Category.ALIAS_DRIFT:
@@ -130,10 +149,30 @@ def plan(
         elif f.category is Category.LOST and requeue_lost:
             others.append(Action(ActionKind.REQUEUE, f.phone_number, reason=f.category))
     updates = [
-        Action(ActionKind.UPDATE, number, alias=alias, subaccount=subaccount, reason=reason)
+        _to_ledger(
+            Action(ActionKind.UPDATE, number, alias=alias, subaccount=subaccount, reason=reason),
+            behind.get(number),
+        )
         for number, (alias, subaccount, reason) in targets.items()
     ]
-    return (*updates, *others)
+    records = [
+        _to_ledger(Action(ActionKind.RECORD, number, reason=f.category), f)
+        for number, f in behind.items()
+        if number not in targets
+    ]
+    return (*updates, *records, *others)
+
+
+def _to_ledger(action: Action, finding: Finding | None) -> Action:
+    """`action` also writes the finding's expected values to the ledger, if it is behind."""
+    if finding is None:
+        return action
+    adopt = finding.ledger_status is None
+    alias, subaccount = finding.expected_alias, finding.expected_subaccount
+    if adopt:  # a new row takes what the account lists where the CSV has no opinion
+        alias = alias if alias is not None else finding.listed_alias
+        subaccount = subaccount if subaccount is not None else finding.listed_subaccount
+    return replace(action, ledger_alias=alias, ledger_subaccount=subaccount, adopt=adopt)
 
 
 def counts(findings: Iterable[Finding]) -> dict[str, int]:

@@ -34,6 +34,7 @@ class ActionKind(StrEnum):
     UPDATE = "update"  # POST the desired alias and/or subaccount
     DELETE = "delete"  # an extra, only with prune
     REQUEUE = "requeue"  # a lost number back to `queued` in the ledger, only when asked
+    RECORD = "record"  # the ledger takes what the account already lists as desired (ledger only)
 
 
 class Outcome(StrEnum):
@@ -76,6 +77,9 @@ class Finding:
     listed_subaccount: str | None = None
     expected_subaccount: str | None = None
     ledger_status: str | None = None
+    # A desired CSV names this listed number and the ledger does not hold the expected
+    # alias/subaccount (or has no row for it): `apply` writes them to the ledger.
+    ledger_behind: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,15 @@ class Action:
     alias: str | None = None  # UPDATE: the new alias, None = leave as is
     subaccount: str | None = None  # UPDATE: the new subaccount, None = leave as is
     reason: Category | None = None
+    # UPDATE / RECORD: what the ledger is to hold afterwards (None = keep the ledger's value);
+    # `adopt`: the ledger has no row for the number yet (it gets one, already_verified).
+    ledger_alias: str | None = None
+    ledger_subaccount: str | None = None
+    adopt: bool = False
+
+    @property
+    def writes_ledger(self) -> bool:
+        return self.adopt or self.ledger_alias is not None or self.ledger_subaccount is not None
 
     def describe(self) -> str:
         if self.kind is ActionKind.UPDATE:
@@ -93,7 +106,17 @@ class Action:
                 parts.append(f"alias -> {self.alias!r}")
             if self.subaccount is not None:
                 parts.append(f"subaccount -> {self.subaccount}")
-            return f"update {self.phone_number}: " + ", ".join(parts)
+            tail = " (ledger too)" if self.writes_ledger else ""
+            return f"update {self.phone_number}: " + ", ".join(parts) + tail
+        if self.kind is ActionKind.RECORD:
+            parts = []
+            if self.ledger_alias is not None:
+                parts.append(f"alias {self.ledger_alias!r}")
+            if self.ledger_subaccount is not None:
+                parts.append(f"subaccount {self.ledger_subaccount or '(main account)'}")
+            what = ", ".join(parts) or "the number"
+            verb = "add to" if self.adopt else "record in"
+            return f"{verb} the ledger {self.phone_number}: {what} (as the account lists it)"
         if self.kind is ActionKind.DELETE:
             return f"delete {self.phone_number} (listed, unknown)"
         return f"requeue {self.phone_number} (verified in the ledger, no longer listed)"
@@ -104,6 +127,7 @@ class ActionResult:
     action: Action
     outcome: Outcome
     error: str | None = None
+    refused: bool = False  # failed with an answer that says the account did not change
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import timedelta
 from hmac import compare_digest
@@ -49,13 +49,14 @@ class BackendState:
         rate: tuple[int, float] = (300, 5.0),
         auth_id: str = DEFAULT_AUTH_ID,
         auth_token: str = DEFAULT_AUTH_TOKEN,
+        subaccounts: Mapping[str, str] | None = DEFAULT_SUBACCOUNTS,
     ) -> None:
         if not 4 <= otp_digits <= 8:
             raise ValueError("otp_digits must be between 4 and 8")
         self.clock: Clock = clock or OffsetClock()
         self.otp_digits = otp_digits
         self.main_auth_id = auth_id
-        self._tokens: dict[str, str] = {auth_id: auth_token, **DEFAULT_SUBACCOUNTS}
+        self._tokens: dict[str, str] = {auth_id: auth_token, **(subaccounts or {})}
         self._seed = seed
         self._limiter = RollingWindowLimiter(*rate)
         self._lock = threading.RLock()
