@@ -41,6 +41,7 @@ from callerid.pipeline.session import Pipeline, StepResult
 from callerid.pipeline.steps import decision_time
 from tasks.account import account_limiter, account_settings
 from tasks.ingest import ingest_task
+from tasks.people import notify_end, start_people, write_people_report
 from tasks.report import ProgressArtifact, publish_plan, report_task
 from tasks.verify import (
     complete_task,
@@ -153,6 +154,10 @@ async def bulk_verify(
     follow_sandbox_clock: bool = False,
     sandbox_reply_delay_s: float = 1.0,
     shared_rate_limit: bool | None = None,
+    smtp_block: str | None = None,
+    notify: str | None = None,
+    public_url: str | None = None,
+    ask_person_after_s: float = ASK_PERSON_AFTER.total_seconds(),
 ) -> dict[str, Any]:
     """Verify every number of `csv_path`; return the run's counts and report paths.
 
@@ -161,6 +166,13 @@ async def bulk_verify(
     can always use `callerid otp submit`). `follow_sandbox_clock`: PLIVO_API_URL is a sandbox run
     elsewhere (tests); follow its clock. `shared_rate_limit`: feed the account's limiter from a
     Prefect global concurrency limit (default: when PREFECT_API_URL is set).
+
+    Owners (the rows' `owner` column): numbers that need a person (voice calls at once, SMS
+    after `ask_person_after_s` without a code) are emailed to their owners, one message per owner
+    per wave, over `smtp_block` (a prefect-email EmailServerCredentials block) or
+    CALLERID_SMTP_URL, with links to the code page at `public_url` (default: the in-process
+    receiver's address). `notify`: a Prefect notification block ("slug/name") told about each
+    wave and the run's end; a failure to notify never fails the run.
     """
     logger = get_run_logger()
     started = time.monotonic()
@@ -210,6 +222,15 @@ async def bulk_verify(
                 "plan_lines": plan.lines(),
             }
         await register_task(pipeline, ingest)
+        people = await start_people(
+            pipeline,
+            ingest.accepted,
+            smtp_block=smtp_block,
+            notify_block=notify,
+            public_url=public_url,
+            ask_after=timedelta(seconds=ask_person_after_s),
+            logger=logger,
+        )
         await sync_listed_task(pipeline)
         await recover_task(pipeline)
         ops = PrefectLoopOps(pipeline, ask_person=ask_person)
@@ -217,7 +238,14 @@ async def bulk_verify(
             await drive(ops, options)
         finally:
             await ops.close()
+            if people is not None:
+                await people.stop()
         await confirm_task(pipeline)
         result = await report_task(pipeline, ingest, time.monotonic() - started)
+        outcome = result.as_dict()
+        if people is not None:
+            outcome["people"] = await asyncio.to_thread(write_people_report, pipeline)
+            await people.linger()
     logger.info("run %s finished: %s", run_id, result.counts)
-    return result.as_dict()
+    await notify_end(notify, run_id, result.counts, outcome.get("people"))
+    return outcome

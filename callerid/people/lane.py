@@ -81,6 +81,7 @@ class PeopleLane:
         self.ask_after = ask_after
         self.gather = gather
         self._sent: dict[int, waves.OwnerMessage] = {}
+        self.waves_sent = 0
         self._key: bytes | None = None
 
     def _send(self, mails: Sequence[Mail]) -> dict[str, str]:
@@ -135,6 +136,7 @@ class PeopleLane:
                 )
                 self._sent[row.id] = message
             uow.commit()
+        self.waves_sent += 1
         for owner, why in failed.items():
             log.warning("wave %d: the email to %s was not sent: %s", wave, owner, why)
         return WaveReport(

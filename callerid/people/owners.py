@@ -33,11 +33,26 @@ def valid_owner(text: str) -> str | None:
     return f"{local}@{domain.lower()}"
 
 
+OWNER_COLUMNS = ("owner", "contact", "email", "notify")
+
+
+def _owner_of(row: Any) -> str | None:
+    owner = getattr(row, "owner", None)
+    if owner:
+        return str(owner)
+    # An ingest that does not know the column yet carries it through as an extra cell.
+    extra = {k.strip().lower(): v for k, v in (getattr(row, "extra", None) or {}).items()}
+    for name in OWNER_COLUMNS:
+        if extra.get(name):
+            return valid_owner(str(extra[name]))
+    return None
+
+
 def owners_of_rows(rows: Iterable[Any]) -> dict[str, str]:
     """E.164 -> owner for accepted rows that name one (first row of a number wins)."""
     found: dict[str, str] = {}
     for row in rows:
-        owner = getattr(row, "owner", None)
+        owner = _owner_of(row)
         if owner and row.e164 not in found:
             found[row.e164] = owner
     return found

@@ -61,6 +61,8 @@ class Pipeline:
         self.e164s: list[str] = []  # this run's numbers, in file order (set by register)
         self.listed: set[str] | None = None  # the account's caller IDs, as last listed
         self.csv_path: str = ""
+        # Where the owners' code page is served (the in-process receiver's base URL), if here.
+        self.code_page_base: str | None = None
 
     def __repr__(self) -> str:
         return f"Pipeline(account={self.account!r}, run_id={self.run_id!r})"
