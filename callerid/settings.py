@@ -28,8 +28,21 @@ class Settings(BaseSettings):
 
     @property
     def uses_sandbox(self) -> bool:
-        """No Plivo credentials configured: everything runs against the local sandbox."""
+        """No Plivo credentials configured: everything runs against the local sandbox.
+
+        Only when both are unset: `missing_credential` says what is wrong with half a pair."""
         return not (self.plivo_auth_id and self.plivo_auth_token)
+
+    def missing_credential(self) -> str | None:
+        """'PLIVO_AUTH_TOKEN is not set (PLIVO_AUTH_ID is)' for half a pair; None for both or
+        neither (an empty variable counts as unset)."""
+        has_id = bool(self.plivo_auth_id)
+        has_token = bool(self.plivo_auth_token and self.plivo_auth_token.get_secret_value())
+        if has_id and not has_token:
+            return "PLIVO_AUTH_TOKEN is not set (PLIVO_AUTH_ID is)"
+        if has_token and not has_id:
+            return "PLIVO_AUTH_ID is not set (PLIVO_AUTH_TOKEN is)"
+        return None
 
     def resolved_database_url(self) -> str:
         if self.database_url:

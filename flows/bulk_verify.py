@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import uuid
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Literal
 from uuid import UUID
 
@@ -31,9 +33,10 @@ from prefect.client.schemas.objects import StateType
 from prefect.exceptions import NotPausedError
 from prefect.flow_runs import aresume_flow_run
 from prefect.runtime import flow_run
+from prefect.utilities.urls import url_for
 
 from callerid.ingest import IngestResult
-from callerid.pipeline import PipelineOptions, ledger_ops
+from callerid.pipeline import PipelineOptions, RunPaths, ledger_ops
 from callerid.pipeline.environment import open_run
 from callerid.pipeline.plain import ProgressWriter
 from callerid.pipeline.runner import Work, drive
@@ -56,6 +59,29 @@ from tasks.verify import (
 
 # An SMS code normally reaches the inbox within seconds; after this a person is asked instead.
 ASK_PERSON_AFTER = timedelta(minutes=2)
+# While the run only waits for codes, say so in its log this often (not at every poll).
+WAITING_LOG_EVERY_S = 30.0
+
+
+def run_name() -> str:
+    """The flow run's name until the file is read: the input file's name, not a random one."""
+    parameters = flow_run.get_parameters() or {}
+    return Path(str(parameters.get("csv_path") or "bulk-verify")).name
+
+
+async def name_flow_run(csv_path: str, numbers: int, paths: RunPaths) -> None:
+    """Rename the flow run `sample.csv · 45 numbers` now that the file is read, and leave its
+    id, name and UI link in the run's folder (the CLI prints the link from there)."""
+    run_id = flow_run.get_id()
+    name = f"{Path(csv_path).name} · {numbers} numbers"
+    if run_id is not None:
+        async with get_client() as client:
+            await client.set_flow_run_name(UUID(run_id), name)
+    # url_for says None without a UI (the temporary server has none to link to)
+    ui_url = url_for("flow-run", obj_id=run_id) if run_id is not None else None
+    info = {"id": run_id, "name": name, "ui_url": ui_url}
+    paths.root.mkdir(parents=True, exist_ok=True)
+    paths.flow_run_json.write_text(json.dumps(info), encoding="utf-8")
 
 
 class PrefectLoopOps:
@@ -68,6 +94,8 @@ class PrefectLoopOps:
         self.artifact = ProgressArtifact()
         self._asked: set[str] = set()
         self._person: asyncio.Future[Any] | None = None
+        self._limited_seen = 0
+        self._waiting_logged_at = float("-inf")
 
     async def sync_clock(self) -> None:
         await self.pipeline.sync_clock()
@@ -87,6 +115,30 @@ class PrefectLoopOps:
     async def progress(self, work: Work) -> None:
         await asyncio.to_thread(self.writer.write, work)
         await self.artifact.update(work, len(self.pipeline.e164s))
+        self.log_rate_limited()
+
+    def log_rate_limited(self) -> None:
+        """Say in the run's log (the UI's Logs tab) when Plivo answered 429 and the client
+        waited and retried: the run goes on, but the account is busier than the limiter thinks."""
+        total = self.pipeline.client.limiter.rate_limited_total
+        if total > self._limited_seen:
+            get_run_logger().info(
+                "Plivo answered 429 (rate limited) %d time(s); the client absorbed them "
+                "(waited and retried)",
+                total - self._limited_seen,
+            )
+            self._limited_seen = total
+
+    def log_waiting(self, work: Work) -> None:
+        now = time.monotonic()
+        if now - self._waiting_logged_at < WAITING_LOG_EVERY_S:
+            return
+        self._waiting_logged_at = now
+        get_run_logger().info(
+            "waiting for OTP codes: %d verification(s) live, %d number(s) of this run not final",
+            work.live,
+            work.pending,
+        )
 
     async def idle(self, work: Work) -> None:
         """With `ask_person`, put the numbers no inbox will answer for in front of a person.
@@ -94,6 +146,7 @@ class PrefectLoopOps:
         The form is a paused `collect-otps-from-person` subflow; it runs beside the loop, so
         codes that arrive meanwhile (inbox, `callerid otp submit`) are still completed at once.
         """
+        self.log_waiting(work)
         if not self.ask_person or (self._person is not None and not self._person.done()):
             return
         now = self.pipeline.clock.now()
@@ -106,6 +159,11 @@ class PrefectLoopOps:
             from flows.otp_wait import collect_otps_from_person
 
             self._asked.update(waiting)
+            get_run_logger().info(
+                "asking a person for the codes of %d number(s): a form in the Prefect UI "
+                "(subflow collect-otps-from-person); `callerid otp submit` works too",
+                len(waiting),
+            )
             self._person = asyncio.ensure_future(  # a flow call is typed as a bare Awaitable
                 collect_otps_from_person(
                     self.pipeline.account,
@@ -137,7 +195,7 @@ class PrefectLoopOps:
                 await asyncio.wait({self._person}, timeout=1.0)
 
 
-@flow(name="bulk-verify", log_prints=False)
+@flow(name="bulk-verify", flow_run_name=run_name, log_prints=False)
 async def bulk_verify(
     csv_path: str,
     default_region: str = "US",
@@ -199,6 +257,9 @@ async def bulk_verify(
         default_channel=channel,
         default_subaccount=subaccount,
     )
+    await name_flow_run(
+        csv_path, len(ingest.accepted), RunPaths.for_run(settings.output_dir, run_id)
+    )
     async with open_run(
         settings,
         options,
@@ -212,6 +273,7 @@ async def bulk_verify(
             logger.warning(
                 "using the local sandbox at %s: nothing goes to Plivo", pipeline.sandbox_url
             )
+        await pipeline.check_access()
         if dry_run:
             plan = await plan_task(pipeline, ingest)
             await publish_plan(plan)
@@ -241,11 +303,19 @@ async def bulk_verify(
             if people is not None:
                 await people.stop()
         await confirm_task(pipeline)
-        result = await report_task(pipeline, ingest, time.monotonic() - started)
-        outcome = result.as_dict()
+        ops.log_rate_limited()
+        elapsed_s = time.monotonic() - started
+        result = await report_task(pipeline, ingest, elapsed_s)
+        outcome = {**result.as_dict(), "elapsed_s": round(elapsed_s, 1)}
         if people is not None:
             outcome["people"] = await asyncio.to_thread(write_people_report, pipeline)
             await people.linger()
-    logger.info("run %s finished: %s", run_id, result.counts)
+    logger.info("run %s finished in %.1f s: %s", run_id, elapsed_s, result.counts)
+    if not ingest.accepted:
+        logger.error(
+            "no row could be verified: %d rejected (see %s)",
+            len(ingest.rejected),
+            result.rejects_csv,
+        )
     await notify_end(notify, run_id, result.counts, outcome.get("people"))
     return outcome

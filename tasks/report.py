@@ -25,6 +25,9 @@ from callerid.pipeline.plan import Plan
 from callerid.pipeline.runner import Work
 from callerid.pipeline.session import Pipeline
 
+# A table artifact is one API call and one page in the UI: past this many rows, the last row
+# points to the CSV reports instead.
+MAX_ARTIFACT_ROWS = 500
 SUMMARY_KEY = "bulk-verify-summary"
 FAILURES_KEY = "bulk-verify-failures"
 PROGRESS_KEY = "bulk-verify-progress"
@@ -41,11 +44,71 @@ async def report_task(
         result.summary_markdown, key=SUMMARY_KEY, description="Run summary"
     )
     await acreate_table_artifact(
-        result.failures or [{"phone_number": "", "status": "", "reason": "every number verified"}],
+        failures_table(result.failures, ingest, result.rejects_csv),
         key=FAILURES_KEY,
-        description="Numbers that did not verify, and why",
+        description="Rows that were rejected and numbers that did not verify, and why",
     )
     return result
+
+
+def failures_table(
+    failures: list[dict[str, Any]], ingest: IngestResult, rejects_csv: str
+) -> list[dict[str, Any]]:
+    """Every row that did not end verified: rejected rows (line, what was written, why) first,
+    then numbers that did not verify. One set of columns, as a table artifact needs."""
+    rows: list[dict[str, Any]] = []
+    for rejected in ingest.rejected:
+        reason = str(rejected.reason)
+        if rejected.duplicate_of_line is not None:
+            reason = f"{reason}: same number as line {rejected.duplicate_of_line}"
+        elif rejected.message:
+            reason = f"{reason}: {rejected.message}"
+        rows.append(
+            {
+                "line": rejected.line,
+                "input": rejected.raw,
+                "phone_number": "",
+                "status": "rejected",
+                "attempts": 0,
+                "reason": reason,
+            }
+        )
+    for failure in failures:
+        rows.append(
+            {
+                "line": "",
+                "input": "",
+                "phone_number": failure.get("phone_number", ""),
+                "status": failure.get("status", ""),
+                "attempts": failure.get("attempts", 0),
+                "reason": failure.get("reason", ""),
+            }
+        )
+    if not rows:
+        return [
+            {
+                "line": "",
+                "input": "",
+                "phone_number": "",
+                "status": "",
+                "attempts": 0,
+                "reason": "every row verified: none rejected, none failed",
+            }
+        ]
+    if len(rows) > MAX_ARTIFACT_ROWS:
+        more = len(rows) - MAX_ARTIFACT_ROWS + 1
+        rows = rows[: MAX_ARTIFACT_ROWS - 1]
+        rows.append(
+            {
+                "line": "",
+                "input": "",
+                "phone_number": "",
+                "status": "",
+                "attempts": 0,
+                "reason": f"... and {more} more rows: see {rejects_csv} and results.csv",
+            }
+        )
+    return rows
 
 
 async def publish_plan(plan: Plan) -> None:

@@ -45,3 +45,17 @@ def claim_until_empty(url: str, index: int, total: int, batch: int, gate: Any, o
                 break
             claimed.extend(got)
     Path(out).write_text(json.dumps(claimed))
+
+
+def open_fresh_ledgers(urls: list[str], gate: Any, out: str) -> None:
+    """Open each of `urls` (fresh databases) in turn, all workers together at each one; write the
+    errors met (as text) to `out`."""
+    errors: list[str] = []
+    for url in urls:
+        gate.wait(120)
+        try:
+            with open_ledger(url) as ledger, ledger.unit_of_work() as uow:
+                uow.numbers.by_status("nobody")
+        except Exception as exc:  # reported to the test
+            errors.append(repr(exc))
+    Path(out).write_text(json.dumps(errors))

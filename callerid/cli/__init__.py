@@ -1,18 +1,40 @@
-"""The `callerid` command. Each area registers its sub-commands from its own module."""
+"""The `callerid` command. Each area registers its sub-commands from its own module.
+
+Start-up is kept light: the command modules import Prefect, pandas and SQLAlchemy inside the
+commands that use them, so `callerid --help` (and a mistyped option) answers at once. Anything a
+command does not catch is written with its traceback to a log file under the output folder and
+summed up in one line; `--debug` shows the traceback on the terminal instead.
+"""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import typer
 
 from callerid import __version__
-from callerid.cli import check, db, inbox, reconcile, run, sandbox
+from callerid.cli import check, crash, db, inbox, reconcile, run, sandbox
 
-app = typer.Typer(no_args_is_help=True, help="Bulk-verify phone numbers as Plivo caller IDs.")
+app = typer.Typer(
+    # Plain help: typer's rich help imports more than the rest of `callerid --help` together.
+    rich_markup_mode=None,
+    no_args_is_help=True,
+    help="Bulk-verify phone numbers as Plivo caller IDs.",
+    pretty_exceptions_enable=False,
+)
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug", help="Show tracebacks on the terminal (otherwise they go to a log file)."
+        ),
+    ] = False,
+) -> None:
     """Bulk-verify phone numbers as Plivo caller IDs."""
+    crash.set_debug(debug)
 
 
 @app.command()
@@ -26,4 +48,4 @@ for module in (sandbox, check, db, inbox, run, reconcile):
 
 
 def main() -> None:
-    app()
+    crash.run_app(app)

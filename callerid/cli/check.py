@@ -12,14 +12,6 @@ from typing import Annotated
 
 import typer
 
-from callerid.ingest import (
-    IngestInputError,
-    ingest_csv,
-    summary_lines,
-    write_reports,
-)
-from callerid.settings import load_settings
-
 
 def check(
     file: Annotated[Path, typer.Argument(help="The CSV of phone numbers to check.")],
@@ -47,6 +39,9 @@ def check(
     max_warnings: Annotated[int, typer.Option(min=0, help="Warnings to print.")] = 20,
 ) -> None:
     """Check a CSV as an import would read it; write accepted.csv and rejects.csv."""
+    from callerid.ingest import IngestInputError, ingest_csv, summary_lines, write_reports
+    from callerid.settings import load_settings
+
     try:
         result = ingest_csv(
             file,

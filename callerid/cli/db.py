@@ -8,18 +8,21 @@ migrate as a deploy step. Passwords in URLs are masked in everything printed. Ex
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
 
-from callerid.settings import load_settings
+from callerid.cli.terminal import console
 
-db_app = typer.Typer(no_args_is_help=True, help="The ledger's database: schema migrations.")
-console = Console()
+if TYPE_CHECKING:
+    from rich.table import Table
+    from sqlalchemy.exc import SQLAlchemyError
+
+db_app = typer.Typer(
+    rich_markup_mode=None, no_args_is_help=True, help="The ledger's database: schema migrations."
+)
 
 DatabaseUrl = Annotated[
     str | None, typer.Option("--url", help="Ledger database URL (default: CALLERID_DATABASE_URL).")
@@ -27,6 +30,8 @@ DatabaseUrl = Annotated[
 
 
 def _url(given: str | None) -> str:
+    from callerid.settings import load_settings
+
     return given or load_settings().resolved_database_url()
 
 
@@ -41,6 +46,8 @@ def _unreachable(url: str, exc: SQLAlchemyError) -> typer.Exit:
 @db_app.command("upgrade")
 def upgrade(url: DatabaseUrl = None) -> None:
     """Create or migrate the ledger's tables to the newest schema."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from callerid.ledger import open_ledger
 
     target = _url(url)
@@ -61,6 +68,8 @@ def upgrade(url: DatabaseUrl = None) -> None:
 @db_app.command("current")
 def current(url: DatabaseUrl = None) -> None:
     """Print the schema revision of the ledger and the newest one this version knows."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from callerid.ledger import open_ledger
     from callerid.ledger.migrate import head_revision
 
@@ -90,7 +99,9 @@ def status(
     ] = None,
 ) -> None:
     """How many numbers are in each state, per account, and the latest runs."""
-    from callerid.ledger import NumberStatus, open_ledger
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from callerid.ledger import open_ledger
 
     target = _url(url)
     missing = _missing_sqlite_file(target)
@@ -107,26 +118,45 @@ def status(
             raise typer.Exit(1)
         with ledger.unit_of_work() as uow:
             accounts = [account] if account else uow.numbers.accounts()
-            table = Table("account", *(s.value for s in NumberStatus), "total")
-            for name in accounts:
-                counts = uow.numbers.counts_by_status(name)
-                table.add_row(
-                    name, *(str(counts[s]) for s in NumberStatus), str(sum(counts.values()))
-                )
+            counts = {name: uow.numbers.counts_by_status(name) for name in accounts}
             runs = uow.runs.latest(account, limit=5)
-            console.print(f"ledger: {ledger.url}")
-            console.print(table if accounts else "no numbers yet")
-            for run in runs:
-                end = (
-                    run.finished_at.isoformat(timespec="seconds")
-                    if run.finished_at
-                    else "not finished"
-                )
-                counts_text = ", ".join(f"{k}={v}" for k, v in sorted(run.counts.items()))
-                console.print(
-                    f"run {run.id} ({run.account}) {run.started_at.isoformat(timespec='seconds')}"
-                    f" -> {end} {counts_text}"
-                )
+            console.print(f"ledger: {ledger.url}", soft_wrap=True)
+            if not accounts:
+                console.print("no numbers yet")
+            for table in _count_tables(counts, console.width):
+                console.print(table)
+            if runs:
+                _print_runs(runs)
+
+
+def _count_tables(counts: Mapping[str, Mapping[Any, int]], width: int) -> Iterator[Table]:
+    """Numbers per status: a row per status, a column per account (as many accounts side by
+    side as the terminal's width holds, so no header is ever cut)."""
+    from rich.table import Column, Table
+
+    from callerid.ledger import NumberStatus
+
+    names = list(counts)
+    widest = max((len(name) for name in names), default=0)
+    per_table = max(1, (width - 22) // (widest + 3))
+    for start in range(0, len(names), per_table):
+        group = names[start : start + per_table]
+        table = Table("status", *(Column(name, justify="right", no_wrap=True) for name in group))
+        for status in NumberStatus:
+            table.add_row(status.value, *(str(counts[name][status]) for name in group))
+        table.add_row("[bold]total", *(f"[bold]{sum(counts[name].values())}" for name in group))
+        yield table
+
+
+def _print_runs(runs: Sequence[Any]) -> None:
+    """The latest runs, two short lines each: the run id's first 8 characters (what `callerid
+    runs` starts with), account, start and end; then its counts (wrapped between counts)."""
+    console.print("latest runs:")
+    for run in runs:
+        end = f"{run.finished_at:%H:%M:%S}" if run.finished_at else "[yellow]not finished[/]"
+        console.print(f"  {run.id[:8]}  {run.account}  {run.started_at:%Y-%m-%d %H:%M:%S} -> {end}")
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(run.counts.items()))
+        console.print(f"    {counts or 'no counts yet'}")
 
 
 def register(app: typer.Typer) -> None:

@@ -3,25 +3,32 @@
 The account is PLIVO_AUTH_ID (the sandbox's account when no credentials are configured, as for
 `callerid run`); the database is CALLERID_DATABASE_URL or the SQLite file under the output folder.
 Codes are masked in everything printed. Exit status: 0 done, 1 refused (unknown message, not a
-valid code...), 2 bad configuration.
+valid code...; a code for a number that no live verification waits for is stored but exits 1),
+2 bad configuration.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from callerid.cli.terminal import console as _terminal
 from callerid.masking import mask_codes_in_text, mask_otp, mask_secret
-from callerid.settings import Settings, load_settings
 
-inbox_app = typer.Typer(no_args_is_help=True, help="The OTP inbox: webhook, sources, messages.")
-otp_app = typer.Typer(no_args_is_help=True, help="Codes typed by a person.")
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from callerid.settings import Settings
+
+inbox_app = typer.Typer(
+    rich_markup_mode=None, no_args_is_help=True, help="The OTP inbox: webhook, sources, messages."
+)
+otp_app = typer.Typer(rich_markup_mode=None, no_args_is_help=True, help="Codes typed by a person.")
 SUBACCOUNT_TOKENS_ENV = "CALLERID_INBOX_SUBACCOUNT_TOKENS"  # "SA...:token,SA...:token"
 
 DatabaseUrl = Annotated[
@@ -47,7 +54,7 @@ def _scope(settings: Settings) -> Any:
 
 
 def _console() -> Console:
-    return Console()  # made per command: it reads the terminal's width (COLUMNS) when used
+    return _terminal.get()  # made per command: it reads the terminal's width (COLUMNS) when used
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -66,6 +73,17 @@ def _subaccount_tokens() -> dict[str, str]:
     return tokens
 
 
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: no other machine can reach the server."""
+    bare = host.strip().strip("[]")
+    if bare.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(bare).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
 @inbox_app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -81,8 +99,17 @@ def serve(
 ) -> None:
     """Receive Plivo inbound-SMS webhooks into the inbox until Ctrl-C."""
     from callerid.inbox import WebhookServer
+    from callerid.settings import load_settings
 
     settings = load_settings(database_url=database_url)
+    if settings.uses_sandbox and not is_loopback(host):
+        typer.echo(
+            f"error: refusing to listen on {host} without Plivo credentials: anyone could sign "
+            "webhooks with the sandbox's public token (set PLIVO_AUTH_ID and PLIVO_AUTH_TOKEN, "
+            "or listen on 127.0.0.1)",
+            err=True,
+        )
+        raise typer.Exit(2)
     account, token = _account(settings)
     tokens = {account: token, **_subaccount_tokens()}
     try:
@@ -125,9 +152,13 @@ def list_messages(
 
     if status is not None and status not in {s.value for s in InboxStatus}:
         raise _fail(f"unknown status {status!r}: use {', '.join(s.value for s in InboxStatus)}", 2)
+    from callerid.settings import load_settings
+
     settings = load_settings(database_url=database_url)
     with _scope(settings)() as session:
         messages = store.list_messages(session, status, account, limit)
+    from rich.table import Table
+
     table = Table("id", "status", "source", "from", "to", "received", "number", "code", "text")
     for m in messages:
         table.add_row(
@@ -157,6 +188,7 @@ def assign(
 ) -> None:
     """Settle a message: it belongs to NUMBER (the next match pass hands its code on)."""
     from callerid.inbox import InboxError, store
+    from callerid.settings import load_settings
 
     settings = load_settings(database_url=database_url)
     try:
@@ -177,6 +209,7 @@ def take_files(
 ) -> None:
     """Store the messages of every CSV/JSONL file waiting in FOLDER (each file taken once)."""
     from callerid.inbox import take_files as take
+    from callerid.settings import load_settings
 
     settings = load_settings(database_url=database_url)
     results = take(folder, _scope(settings), _account(settings, account)[0])
@@ -189,6 +222,7 @@ def take_files(
 def poll_imap(account: Account = None, database_url: DatabaseUrl = None) -> None:
     """Store the unseen messages of the IMAP mailbox (CALLERID_IMAP_* settings)."""
     from callerid.inbox import ImapError, ImapSettings, poll_mailbox
+    from callerid.settings import load_settings
 
     settings = load_settings(database_url=database_url)
     try:
@@ -207,16 +241,34 @@ def submit(
     account: Account = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Hand in a code a person received (a voice call, a phone without SMS forwarding)."""
+    """Hand in a code a person received (a voice call, a phone without SMS forwarding).
+
+    Exit 1 when no live verification waits for the number: the code is kept in the inbox (a
+    run started later does not use it: its verification sends a new code), and the number may
+    be mistyped."""
+    from datetime import UTC, datetime
+
     from callerid.inbox import InboxError, submit_code
+    from callerid.inbox.text import normalise_number
+    from callerid.inbox.waiting import still_waiting
+    from callerid.settings import load_settings
 
     settings = load_settings(database_url=database_url)
+    auth_id = _account(settings, account)[0]
     try:
         with _scope(settings)() as session:
-            message_id, _ = submit_code(session, _account(settings, account)[0], number, code)
+            message_id, _ = submit_code(session, auth_id, number, code)
+            e164 = normalise_number(number) or number.strip()
+            waiting = still_waiting(session, auth_id, [e164], datetime.now(UTC))
     except InboxError as exc:
         raise _fail(exc.message) from None
-    typer.echo(f"code {mask_otp(code)} recorded for {number.strip()} (inbox message {message_id})")
+    if not waiting:
+        raise _fail(
+            f"no live verification waits for {e164} (account {auth_id}): code "
+            f"{mask_otp(code)} stored as inbox message {message_id}, but nothing will use it. "
+            "Check the number, or start the run that verifies it (it sends a new code)."
+        )
+    typer.echo(f"code {mask_otp(code)} recorded for {e164} (inbox message {message_id})")
 
 
 def register(app: typer.Typer) -> None:

@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from callerid.reconcile.models import Outcome
-from callerid.reconcile.report import ReconcileReport
-from callerid.reconcile.service import ReconcileOptions
-from callerid.settings import Settings, load_settings
+from callerid.cli.terminal import console
 
-console = Console()
+if TYPE_CHECKING:
+    from callerid.reconcile.report import ReconcileReport
+    from callerid.reconcile.service import ReconcileOptions
+    from callerid.settings import Settings
+
 
 Subaccount = Annotated[str | None, typer.Option(help="Only this subaccount's caller IDs.")]
 Country = Annotated[str | None, typer.Option(help="Only this country (ISO alpha-2).")]
@@ -75,6 +74,10 @@ async def run_direct(settings: Settings, options: ReconcileOptions) -> Reconcile
 
 
 def _print(report: ReconcileReport) -> None:
+    from rich.table import Table
+
+    from callerid.reconcile.models import Outcome
+
     table = Table(title="Reconcile" + ("" if report.applied else " (dry run: nothing changed)"))
     table.add_column("category")
     table.add_column("numbers", justify="right")
@@ -104,6 +107,10 @@ def reconcile(
     ] = False,
 ) -> None:
     """Compare the account's caller IDs with the ledger (and a desired CSV); dry run by default."""
+    from callerid.reconcile.models import Outcome
+    from callerid.reconcile.service import ReconcileOptions
+    from callerid.settings import load_settings
+
     options = ReconcileOptions(
         subaccount=subaccount,
         country=country.upper() if country else None,
@@ -133,7 +140,7 @@ def reconcile(
 
 
 def _run_flow(options: ReconcileOptions) -> None:
-    from callerid.cli.run import prefect_env_defaults
+    from callerid.cli.prefect_run import prefect_env_defaults
 
     prefect_env_defaults()
     from flows.reconcile import reconcile as reconcile_flow
@@ -163,6 +170,7 @@ def setup_prefect(
     ] = None,
 ) -> None:
     """Create the account's global concurrency limit on the Prefect server (PREFECT_API_URL)."""
+    from callerid.settings import load_settings
     from tasks.account import ensure_account_limit
     from tasks.account import store_token as save_token
 

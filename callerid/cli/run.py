@@ -1,88 +1,110 @@
-"""`callerid run FILE.csv`: the main job, with progress bars and a summary table.
+"""`callerid run FILE.csv`: the main job, with progress bars and a summary; and `callerid runs`.
 
-The flow runs in a worker thread (its own event loop); this thread draws progress from the run's
-`progress.json`, which the pipeline rewrites as numbers move. Exit status: 0 when every accepted
-number ended verified, 1 when some did not or the run failed, 2 for a bad invocation. Rejected
-rows never change the exit status: they are reported in rejects.csv.
+Before anything starts (Prefect, the sandbox, the ledger) the input is checked the way
+`callerid check` checks it, and the credentials are checked for half a pair: a problem there is
+one line and exit 2, in a second or two. Then the `bulk_verify` flow runs in a worker thread (see
+`prefect_run`), and the run ends with one line that says what happened.
+
+Exit status: 0 when every accepted number ended verified; 1 when some did not, when no row could
+be verified, or when the run failed (its reason in one line, the traceback in the run's
+`run.log`); 2 for a bad invocation (unusable file or option, half a pair of credentials).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import os
-import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
-from rich.table import Table
 
-from callerid.pipeline.options import RunPaths
-from callerid.pipeline.progress import read_progress
-from callerid.settings import load_settings
+from callerid.cli import crash
+from callerid.cli.terminal import console
 
-PREFECT_DEFAULTS = {
-    # A fresh PREFECT_HOME's first SQLite migration outlasts Prefect's 20 s default start-up
-    # timeout on slow disks (prefect-notes §0.6); these must be set before prefect is imported.
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    # Task-run chatter would scroll through the progress bars; warnings still show.
-    "PREFECT_LOGGING_LEVEL": "WARNING",
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from callerid.ingest import IngestResult
+    from callerid.pipeline.options import RunPaths
+    from callerid.settings import Settings
+
+
+# The options of `callerid run` are the parameters of `run_command`, and nothing else: each is
+# passed to the `bulk_verify` flow under its own name unless it is listed here. A new option is a
+# new parameter there (and of the flow), in one place.
+CLI_ONLY = frozenset({"csv_path", "debug"})
+FLOW_NAMES = {"region": "default_region", "reply_delay": "sandbox_reply_delay_s"}
+# The options `ingest_csv` takes too, checked before anything starts (its keyword for each).
+INGEST_NAMES = {
+    "region": "default_region",
+    "encoding": "encoding",
+    "channel": "default_channel",
+    "subaccount": "default_subaccount",
 }
 
-console = Console()
+
+def flow_parameters(options: dict[str, Any], *, run_id: str) -> dict[str, Any]:
+    params = {FLOW_NAMES.get(k, k): v for k, v in options.items() if k not in CLI_ONLY}
+    return {"csv_path": str(options["csv_path"]), **params, "run_id": run_id}
 
 
-def prefect_env_defaults() -> None:
-    for key, value in PREFECT_DEFAULTS.items():
-        os.environ.setdefault(key, value)
+def _refuse(message: str, code: int = 2) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
 
 
-def _run_flow(params: dict[str, Any], box: dict[str, Any]) -> None:
+def check_input(options: dict[str, Any]) -> IngestResult:
+    """The file and the ingest options, as `callerid check` reads them (exit 2 if unusable)."""
+    from callerid.ingest import IngestInputError, ingest_csv
+
+    arguments = {INGEST_NAMES[k]: v for k, v in options.items() if k in INGEST_NAMES}
     try:
-        from flows.bulk_verify import bulk_verify
+        ingest = ingest_csv(options["csv_path"], **arguments)
+    except IngestInputError as exc:  # a bad option (IngestOptionError) is one too
+        raise _refuse(str(exc)) from None
+    if ingest.data_rows == 0:
+        raise _refuse(f"{options['csv_path']}: nothing to verify: no rows under the header")
+    return ingest
 
-        box["result"] = asyncio.run(bulk_verify(**params))
-    except BaseException as exc:  # reported by the main thread; nothing is swallowed
-        box["error"] = exc
+
+def check_credentials(settings: Settings) -> Settings:
+    """Half a pair of credentials is a mistake, not a reason to use the sandbox (exit 2).
+
+    Under a Prefect server the token may be the `plivo-auth-token` Secret block, as for the
+    deployments: it is looked up there before giving up."""
+    problem = settings.missing_credential()
+    if problem and settings.plivo_auth_id and os.environ.get("PREFECT_API_URL"):
+        from tasks.account import TOKEN_BLOCK, account_settings
+
+        settings = account_settings()
+        if settings.missing_credential():
+            problem += f", and the Prefect server has no Secret block {TOKEN_BLOCK}"
+        else:
+            problem = None
+    if problem:
+        raise _refuse(f"{problem}: set both for Plivo, or neither for the local sandbox")
+    return settings
 
 
-def _watch(thread: threading.Thread, paths: RunPaths) -> None:
-    columns = (
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[detail]}"),
+def _nothing_to_verify(ingest: IngestResult, paths: RunPaths) -> typer.Exit:
+    """Every row rejected: the reports say why, and no run starts (exit 1)."""
+    from callerid.pipeline.report import write_run_reports
+
+    write_run_reports(paths, ingest, {})
+    console.print(
+        f"[red]no row could be verified: {len(ingest.rejected)} rejected[/red] "
+        f"(see {paths.rejects_csv})",
+        highlight=False,
+        soft_wrap=True,
     )
-    with Progress(*columns, console=console, transient=False) as bars:
-        final = bars.add_task("starting Prefect and the run", total=None, detail="")
-        verified = bars.add_task("verified", total=None, detail="")
-        while thread.is_alive():
-            progress = read_progress(paths.progress_json)
-            if progress is not None:
-                counts = ", ".join(f"{k} {v}" for k, v in sorted(progress.counts.items()))
-                bars.update(
-                    final,
-                    description=f"numbers final ({progress.phase})",
-                    total=progress.total,
-                    completed=progress.final,
-                    detail=counts,
-                )
-                bars.update(verified, total=progress.total, completed=progress.verified)
-            thread.join(0.25)
-        progress = read_progress(paths.progress_json)
-        if progress is not None:
-            bars.update(final, total=progress.total, completed=progress.final)
-            bars.update(verified, total=progress.total, completed=progress.verified)
+    return typer.Exit(1)
 
 
 def _summary(result: dict[str, Any]) -> Table:
+    from rich.table import Table
+
     table = Table(title="Run summary")
     table.add_column("status")
     table.add_column("rows", justify="right")
@@ -92,105 +114,170 @@ def _summary(result: dict[str, Any]) -> Table:
     return table
 
 
-def register(app: typer.Typer) -> None:
-    """Add `callerid run` to the top-level app."""
+def _activity(settings: Settings, run_id: str) -> dict[str, int]:
+    """What this run did to numbers, from the ledger's events: transitions by target status."""
+    from callerid.ledger import open_ledger
 
-    @app.command("runs")
-    def runs_command(
-        limit: Annotated[int, typer.Option(min=1, help="How many runs to show.")] = 10,
-    ) -> None:
-        """List recent runs recorded in the ledger, newest first, with their counts."""
-        from callerid.ledger import open_ledger
+    with open_ledger(settings.resolved_database_url()) as ledger, ledger.unit_of_work() as uow:
+        return uow.events.counts_for_run(run_id)
 
-        settings = load_settings()
-        table = Table(title="Recent runs")
-        for column in ("run id", "account", "started", "finished", "input", "counts"):
-            table.add_column(column)
-        with open_ledger(settings.resolved_database_url()) as ledger, ledger.unit_of_work() as uow:
-            for run in uow.runs.latest(limit=limit):
-                counts = ", ".join(f"{k} {v}" for k, v in sorted(dict(run.counts).items()))
-                table.add_row(
-                    run.id,
-                    run.account,
-                    f"{run.started_at:%Y-%m-%d %H:%M:%S}",
-                    f"{run.finished_at:%H:%M:%S}" if run.finished_at else "[yellow]not finished",
-                    run.input_path or "",
-                    counts,
-                )
-        console.print(table)
 
-    @app.command("run")
-    def run_command(
-        csv_path: Annotated[
-            Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="The CSV.")
-        ],
-        region: Annotated[str, typer.Option(help="Region for numbers without +CC.")] = "US",
-        channel: Annotated[str, typer.Option(help="Default OTP channel: sms or call.")] = "sms",
-        subaccount: Annotated[str | None, typer.Option(help="Default subaccount.")] = None,
-        max_attempts: Annotated[int, typer.Option(min=1, help="Initiations per number.")] = 2,
-        max_in_flight: Annotated[int, typer.Option(min=1, help="Live verifications.")] = 300,
-        batch_size: Annotated[int, typer.Option(min=1, help="Numbers per task run.")] = 100,
-        encoding: Annotated[str | None, typer.Option(help="CSV encoding (detected).")] = None,
-        dry_run: Annotated[bool, typer.Option(help="Print the plan; send nothing.")] = False,
-        ask_person: Annotated[bool, typer.Option(help="Ask for codes in the UI.")] = False,
-        reply_delay: Annotated[float, typer.Option(help="Sandbox: seconds to reply.")] = 1.0,
-    ) -> None:
-        """Verify every number of CSV_PATH as a caller ID (the sandbox if no credentials)."""
-        prefect_env_defaults()
-        settings = load_settings()
-        if channel not in ("sms", "call"):
-            raise typer.BadParameter("channel must be 'sms' or 'call'", param_hint="--channel")
-        if settings.uses_sandbox:
-            from callerid.pipeline.environment import SANDBOX_NOTICE
-
-            console.print(f"[yellow]{SANDBOX_NOTICE}")
-        run_id = str(uuid.uuid4())
-        paths = RunPaths.for_run(settings.output_dir, run_id)
-        params: dict[str, Any] = {
-            "csv_path": str(csv_path),
-            "default_region": region,
-            "channel": channel,
-            "subaccount": subaccount,
-            "max_attempts": max_attempts,
-            "max_in_flight": max_in_flight,
-            "batch_size": batch_size,
-            "encoding": encoding,
-            "dry_run": dry_run,
-            "ask_person": ask_person,
-            "run_id": run_id,
-            "sandbox_reply_delay_s": reply_delay,
-        }
-        if not os.environ.get("PREFECT_API_URL"):
-            console.print(
-                "Starting Prefect's temporary server (no PREFECT_API_URL); on a fresh machine its "
-                "first start migrates a database and can take a minute."
-            )
-        console.print(f"run id {run_id}: rerun with the same file to resume it")
-        box: dict[str, Any] = {}
-        started = time.monotonic()
-        # The copied context carries Prefect's settings (e.g. a test harness's) into the thread.
-        context = contextvars.copy_context()
-        thread = threading.Thread(
-            target=context.run, args=(_run_flow, params, box), name="bulk-verify"
+def outcome_line(result: dict[str, Any], activity: dict[str, int]) -> str:
+    """One line that says what the run did: what it sent, what was verified before it."""
+    counts: dict[str, int] = dict(result.get("counts", {}))
+    ok = counts.get("verified", 0) + counts.get("already_verified", 0)
+    sent = activity.get("initiating", 0)
+    by_this_run = activity.get("verified", 0)
+    rejected = counts.get("rejected", 0)
+    tail = f"; {rejected} row(s) rejected (see rejects.csv)" if rejected else ""
+    if result.get("not_verified", 0):
+        return (
+            f"[red]{result['not_verified']} number(s) did not verify[/red] (see results.csv): "
+            f"{ok} verified, {sent} verification(s) sent by this run{tail}"
         )
-        thread.start()
-        if dry_run:
-            with console.status("planning (nothing is sent)"):
-                thread.join()
-        else:
-            _watch(thread, paths)
+    if sent == 0 and by_this_run == 0:
+        return f"{ok} already verified, nothing sent{tail}"
+    already = max(0, ok - by_this_run)
+    return (
+        f"{ok} verified: {by_this_run} by this run ({sent} verification(s) sent), "
+        f"{already} already verified{tail}"
+    )
+
+
+def launch(options: dict[str, Any]) -> None:
+    """`callerid run` with its options by parameter name (see `flow_parameters`)."""
+    from callerid.cli import prefect_run
+    from callerid.pipeline.options import RunPaths
+    from callerid.settings import load_settings
+
+    started = time.monotonic()
+    prefect_run.prefect_env_defaults()  # before anything imports Prefect
+    if options["channel"] not in ("sms", "call"):
+        raise typer.BadParameter("channel must be 'sms' or 'call'", param_hint="--channel")
+    settings = load_settings()
+    if settings.missing_credential() and not os.environ.get("PREFECT_API_URL"):
+        check_credentials(settings)  # exit 2 now: the input check can wait
+    ingest = check_input(options)
+    settings = check_credentials(settings)
+    run_id = str(uuid.uuid4())
+    paths = RunPaths.for_run(settings.output_dir, run_id)
+    if not ingest.accepted and not options["dry_run"]:
+        raise _nothing_to_verify(ingest, paths)
+    accepted = len(ingest.accepted)
+    del ingest  # the flow reads the file itself; this copy was the check
+    if settings.uses_sandbox:
+        from callerid.pipeline.environment import SANDBOX_NOTICE
+
+        console.print(f"[yellow]{SANDBOX_NOTICE}")
+    if not os.environ.get("PREFECT_API_URL"):
+        console.print(
+            "Starting Prefect's temporary server (no PREFECT_API_URL); on a fresh machine its "
+            "first start migrates a database and can take a minute."
+        )
+    console.print(f"run id {run_id}: {accepted} numbers; rerun with the same file to resume it")
+    box: dict[str, Any] = {}
+    debug = crash.debugging()
+    with prefect_run.run_logging(paths, debug=debug):
+        thread = prefect_run.start_flow(flow_parameters(options, run_id=run_id), box)
+        prefect_run.watch(thread, paths, console.get(), bars=not options["dry_run"])
         if "error" in box:
-            console.print(f"[red]run {run_id} failed: {box['error']!r}")
-            raise typer.Exit(1)
-        result: dict[str, Any] = box["result"]
-        if dry_run:
-            console.print("[bold]Dry run: nothing was sent. The plan:")
-            for line in result["plan_lines"]:
-                console.print(f"  {line}")
-            return
-        console.print(_summary(result))
-        console.print(f"results: {result['results_csv']}\nrejects: {result['rejects_csv']}")
-        console.print(f"took {time.monotonic() - started:.1f} s")
-        if result.get("not_verified", 0):
-            console.print(f"[red]{result['not_verified']} number(s) did not verify (see results)")
-            raise typer.Exit(1)
+            prefect_run.log_failure(box["error"])
+    total_s = time.monotonic() - started
+    if "error" in box:
+        if debug:
+            raise box["error"]
+        console.print(
+            f"[red]run {run_id} failed:[/red] {_reason(box['error'])}\n  details: {paths.run_log}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
+    _finish(box["result"], settings, run_id, total_s, dry_run=options["dry_run"])
+
+
+def _reason(exc: BaseException) -> str:
+    """Our own errors say what happened in their message; anything else is named by its type."""
+    from callerid.pipeline.environment import PlivoAccessError
+
+    if isinstance(exc, PlivoAccessError):
+        return str(exc)
+    return crash.one_line(exc)
+
+
+def _finish(
+    result: dict[str, Any], settings: Settings, run_id: str, total_s: float, *, dry_run: bool
+) -> None:
+    if dry_run:
+        console.print("[bold]Dry run: nothing was sent. The plan:")
+        for line in result["plan_lines"]:
+            console.print(f"  {line}")
+        return
+    console.print(_summary(result))
+    console.print(f"results: {result['results_csv']}\nrejects: {result['rejects_csv']}")
+    console.print(outcome_line(result, _activity(settings, run_id)), highlight=False)
+    elapsed = result.get("elapsed_s")
+    if isinstance(elapsed, int | float):
+        console.print(
+            f"took {elapsed:.1f} s from reading the file to writing the reports (as summary.md "
+            f"says); {total_s:.1f} s in all, with Prefect's start-up"
+        )
+    else:
+        console.print(f"took {total_s:.1f} s in all, with Prefect's start-up")
+    if result.get("not_verified", 0):
+        raise typer.Exit(1)
+
+
+def runs(
+    limit: Annotated[int, typer.Option(min=1, help="How many runs to show.")] = 10,
+) -> None:
+    """List recent runs recorded in the ledger, newest first, with their counts."""
+    from rich.table import Table
+
+    from callerid.ledger import open_ledger
+    from callerid.settings import load_settings
+
+    settings = load_settings()
+    table = Table(title="Recent runs")
+    for column in ("run id", "account", "started", "finished", "input", "counts"):
+        table.add_column(column, overflow="fold")
+    with open_ledger(settings.resolved_database_url()) as ledger, ledger.unit_of_work() as uow:
+        for run in uow.runs.latest(limit=limit):
+            counts = ", ".join(f"{k} {v}" for k, v in sorted(dict(run.counts).items()))
+            table.add_row(
+                run.id,
+                run.account,
+                f"{run.started_at:%Y-%m-%d %H:%M:%S}",
+                f"{run.finished_at:%H:%M:%S}" if run.finished_at else "[yellow]not finished",
+                run.input_path or "",
+                counts,
+            )
+    console.print(table)
+
+
+def run_command(
+    csv_path: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="The CSV.")
+    ],
+    region: Annotated[str, typer.Option(help="Region for numbers without +CC.")] = "US",
+    channel: Annotated[str, typer.Option(help="Default OTP channel: sms or call.")] = "sms",
+    subaccount: Annotated[str | None, typer.Option(help="Default subaccount.")] = None,
+    max_attempts: Annotated[int, typer.Option(min=1, help="Initiations per number.")] = 2,
+    max_in_flight: Annotated[int, typer.Option(min=1, help="Live verifications.")] = 300,
+    batch_size: Annotated[int, typer.Option(min=1, help="Numbers per task run.")] = 100,
+    encoding: Annotated[str | None, typer.Option(help="CSV encoding (detected).")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Print the plan; send nothing.")] = False,
+    ask_person: Annotated[bool, typer.Option(help="Ask for codes in the UI.")] = False,
+    reply_delay: Annotated[float, typer.Option(help="Sandbox: seconds to reply.")] = 1.0,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Tracebacks and Prefect's errors on the terminal.")
+    ] = False,
+) -> None:
+    """Verify every number of CSV_PATH as a caller ID (the sandbox if no credentials)."""
+    crash.set_debug(debug)
+    launch(dict(locals()))
+
+
+def register(app: typer.Typer) -> None:
+    """Add `callerid run` and `callerid runs` to the top-level app."""
+    app.command("runs")(runs)
+    app.command("run")(run_command)

@@ -11,9 +11,10 @@ from typing import Annotated
 import typer
 
 from callerid.masking import mask_secret
-from callerid.sandbox.state import DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN
 
-sandbox_app = typer.Typer(no_args_is_help=True, help="The local Plivo sandbox.")
+sandbox_app = typer.Typer(
+    rich_markup_mode=None, no_args_is_help=True, help="The local Plivo sandbox."
+)
 
 
 def parse_rate(text: str) -> tuple[int, float]:
@@ -32,16 +33,20 @@ def parse_rate(text: str) -> tuple[int, float]:
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port (0 = any free port).")] = 8765,
-    auth_id: Annotated[str, typer.Option(help="Main account auth id.")] = DEFAULT_AUTH_ID,
+    auth_id: Annotated[
+        str | None,
+        typer.Option(help="Main account auth id.  [default: the sandbox's own MA... id]"),
+    ] = None,
     auth_token: Annotated[
-        str,
+        str | None,
         typer.Option(
             envvar="CALLERID_SANDBOX_AUTH_TOKEN",
             help="Main account auth token (never printed); better from the environment than "
-            "on the command line, where other users of the machine can see it.",
+            "on the command line, where other users of the machine can see it.  [default: the "
+            "sandbox's own token]",
             show_default=False,
         ),
-    ] = DEFAULT_AUTH_TOKEN,
+    ] = None,
     rate: Annotated[
         str, typer.Option(help="Requests allowed per rolling period: N/SECONDS.")
     ] = "300/5",
@@ -63,7 +68,10 @@ def serve(
     """Serve the sandbox until Ctrl-C."""
     from callerid.sandbox.backend import SandboxBackend
     from callerid.sandbox.server import SandboxServer
+    from callerid.sandbox.state import DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN
 
+    auth_id = auth_id or DEFAULT_AUTH_ID
+    auth_token = auth_token or DEFAULT_AUTH_TOKEN
     if len(auth_id) != 20 or auth_id[:2] not in ("MA", "SA"):
         raise typer.BadParameter("auth id must be MA or SA followed by 18 characters")
     backend = SandboxBackend(

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
+
+from starlette.routing import BaseRoute
 
 from callerid.clock import Clock
 from callerid.inbox.db import session_scope
 from callerid.inbox.webhook import DEFAULT_PATH, create_webhook_app
 from callerid.inbox.webhook_auth import Credentials
-from callerid.sandbox.server import ThreadedUvicorn
+from callerid.serving import ServerLimits, ThreadedUvicorn
 
 
 class WebhookServer(ThreadedUvicorn):
@@ -19,7 +21,8 @@ class WebhookServer(ThreadedUvicorn):
     `ledger` is a ledger URL, a `Ledger`, an Engine or a sessionmaker. `public_url` is the URL
     Plivo is configured to call (a tunnel or proxy in front of us); signatures are checked against
     it. Without one, the server's own address plus `/plivo/sms` is the public URL. `.url` is the
-    public URL: the one to give Plivo (or the sandbox's `inbox_url`).
+    public URL: the one to give Plivo (or the sandbox's `inbox_url`). `routes` are served next to
+    the webhook (e.g. the owners' code page); `limits` are the server's deadlines and caps.
     """
 
     def __init__(
@@ -33,12 +36,16 @@ class WebhookServer(ThreadedUvicorn):
         port: int = 0,
         allow_v2: bool = False,
         clock: Clock | None = None,
+        limits: ServerLimits | None = None,
+        routes: Sequence[BaseRoute] = (),
     ) -> None:
         if public_url is not None and urlsplit(public_url).scheme not in ("http", "https"):
             raise ValueError("public_url must be an http(s) URL")
         self.account = account
         # Bind first: the default public URL needs the port, known only once the socket is bound.
-        super().__init__(None, host=host, port=port)
+        super().__init__(
+            None, host=host, port=port, limits=limits, log_names=("callerid.inbox.webhook",)
+        )
         self._public_url = public_url or f"http://{host}:{self.port}{DEFAULT_PATH}"
         scope = session_scope(ledger)
         self.app = create_webhook_app(
@@ -48,13 +55,14 @@ class WebhookServer(ThreadedUvicorn):
             self._public_url,
             allow_v2=allow_v2,
             clock=clock,
+            routes=routes,
         )
         # The owners' code page (callerid.people) is served next to the webhook.
         from callerid.people.page import CodePage, add_code_page  # people imports the inbox
 
         secure = self._public_url.startswith("https://")
         add_code_page(self.app, CodePage(scope, account, clock=clock, secure_cookie=secure))
-        self._server.config.app = self.app
+        self._config.app = self.app
 
     @property
     def listen_url(self) -> str:

@@ -4,15 +4,24 @@
         sandbox = SandboxServer(inbox_url=hook.url)
 
 Answers: 200 once the message is stored (again 200 for a replay of the same MessageUUID: it is
-stored once); 401 unsigned, 403 forged, 413 too large, 415 not a form, 400 malformed - and then
-nothing is stored. No input makes it answer 5xx: every error is caught. The one 503 is the
-database being unreachable, which is no fault of the request, so the sender should retry it.
+stored once); 401 unsigned, 403 forged, 413 too large (and the connection is closed: the rest of
+the body is never read), 415 not a form, 400 malformed - and then nothing is stored. No input
+makes it answer 5xx: every error is caught. The one 503 is the database being unreachable, which
+is no fault of the request, so the sender should retry it.
+
+The V3 signature is over the sorted keys and values joined without separators, so a captured
+request can be re-split under the same signature (`MessageUUID=<uuid>PowerpackUUID` with
+PowerpackUUID dropped, `Text=...To<to>` with To dropped). Hence the fields Plivo always sends
+(`REQUIRED_FIELDS`) must all be there and MessageUUID must be a canonical UUID: no re-split can
+then change the MessageUUID, and a message is stored once per MessageUUID, so a re-split replay
+is only ever a replay.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from urllib.parse import parse_qsl, urlsplit
 
@@ -21,7 +30,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from callerid.clock import Clock, SystemClock
 from callerid.inbox import store
@@ -41,6 +50,8 @@ DEFAULT_PATH = "/plivo/sms"
 MAX_BODY_BYTES = 16 * 1024  # a 1600-character SMS form is ~10 KB even fully percent-encoded
 MAX_FIELDS = 64
 _FORM = "application/x-www-form-urlencoded"
+REQUIRED_FIELDS = ("From", "To", "Text", "Type", "MessageUUID")
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _OK_XML = '<?xml version="1.0" encoding="utf-8"?><Response></Response>'
 
 
@@ -48,6 +59,11 @@ class RejectedRequest(Exception):
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
         self.status, self.reason = status, reason
+
+    def response(self) -> Response:
+        # 413: the body may still be coming; say so and close rather than read it to the end
+        headers = {"Connection": "close"} if self.status == 413 else None
+        return PlainTextResponse(self.reason, status_code=self.status, headers=headers)
 
 
 async def _read_body(request: Request) -> bytes:
@@ -100,22 +116,30 @@ def _one(fields: dict[str, list[str]], name: str, limit: int, required: bool = T
     return value
 
 
+def _number(fields: dict[str, list[str]], name: str) -> str:
+    value = (_one(fields, name, MAX_NUMBER_CHARS) or "").strip()
+    if not value or not value.isprintable():
+        raise RejectedRequest(400, f"bad {name}")
+    return value
+
+
 def _message(fields: dict[str, list[str]], account: str, now: datetime) -> InboundMessage:
+    missing = [name for name in REQUIRED_FIELDS if name not in fields]
+    if missing:
+        raise RejectedRequest(400, f"missing {', '.join(missing)}")
     uuid = _one(fields, "MessageUUID", MAX_EXTERNAL_ID_CHARS) or ""
-    if not uuid.strip() or not uuid.isprintable():
-        raise RejectedRequest(400, "bad MessageUUID")
-    sender = _one(fields, "From", MAX_NUMBER_CHARS) or ""
-    receiver = _one(fields, "To", MAX_NUMBER_CHARS, required=False)
+    if not _CANONICAL_UUID.fullmatch(uuid):
+        raise RejectedRequest(400, "MessageUUID is not a canonical UUID")
+    sender, receiver = _number(fields, "From"), _number(fields, "To")
     text = _one(fields, "Text", MAX_TEXT_CHARS) or ""
-    if not sender.strip() or not sender.isprintable():
-        raise RejectedRequest(400, "bad From")
-    if receiver is not None and not receiver.isprintable():
-        raise RejectedRequest(400, "bad To")
+    kind = _one(fields, "Type", MAX_NUMBER_CHARS) or ""
+    if not kind.strip() or not kind.isprintable():
+        raise RejectedRequest(400, "bad Type")
     return InboundMessage(
         source=MessageSource.WEBHOOK,
-        external_id=uuid.strip(),
-        from_number=sender.strip(),
-        to_number=(receiver or "").strip() or None,
+        external_id=uuid,
+        from_number=sender,
+        to_number=receiver,
         text=text,
         received_at=now,
         account=account,
@@ -129,8 +153,12 @@ def create_webhook_app(
     public_url: str | Callable[[], str],
     allow_v2: bool = False,
     clock: Clock | None = None,
+    routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
-    """The Starlette app; `public_url` is the URL Plivo calls (signatures are over it)."""
+    """The Starlette app; `public_url` is the URL Plivo calls (signatures are over it).
+
+    `routes` are served next to the webhook by the same server (and under the same limits).
+    """
     now = (clock or SystemClock()).now
     url_of: Callable[[], str] = public_url if callable(public_url) else (lambda: public_url)
     path = urlsplit(url_of()).path or DEFAULT_PATH
@@ -153,7 +181,7 @@ def create_webhook_app(
             message = _message(fields, account, now())
         except RejectedRequest as exc:
             log.info("webhook request refused (%s): %s", exc.status, exc.reason)
-            return PlainTextResponse(exc.reason, status_code=exc.status)
+            return exc.response()
         except Exception as exc:  # any other surprise from the input is still the input's fault
             log.info("webhook request refused: %s", type(exc).__name__)
             return PlainTextResponse("malformed request", status_code=400)
@@ -178,10 +206,12 @@ def create_webhook_app(
     async def health(request: Request) -> Response:
         return PlainTextResponse("ok")
 
-    routes = [
-        Route(path, receive, methods=["GET", "POST"]),
-        Route("/healthz", health, methods=["GET"]),
-    ]
-    app = Starlette(routes=routes)
+    app = Starlette(
+        routes=[
+            Route(path, receive, methods=["GET", "POST"]),
+            Route("/healthz", health, methods=["GET"]),
+            *routes,
+        ]
+    )
     app.router.redirect_slashes = False  # a redirected POST is not followed by Plivo: say 404
     return app

@@ -31,3 +31,12 @@ class EventRepository:
         if run_id is not None:
             query = query.where(Event.run_id == run_id)
         return int(self.session.execute(query).scalar_one())
+
+    def counts_for_run(self, run_id: str) -> dict[str, int]:
+        """A run's transitions counted by target status (e.g. how many initiations it sent)."""
+        query = (
+            select(Event.to_status, func.count())
+            .where(Event.run_id == run_id)
+            .group_by(Event.to_status)
+        )
+        return {str(status): int(n) for status, n in self.session.execute(query)}

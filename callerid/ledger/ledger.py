@@ -9,6 +9,9 @@ that run `callerid db upgrade` as a deploy step).
 from __future__ import annotations
 
 import logging
+import random
+import sqlite3
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -40,12 +43,34 @@ def resolve_url(url: str | None = None, settings: Settings | None = None) -> URL
     return parsed
 
 
+def _use_wal(cursor: Any) -> None:
+    """Switch the file to WAL (once: the mode is stored in the file), waiting out other openers.
+
+    Two connections switching a fresh file at the same moment both read it, then both need the
+    exclusive lock: SQLite sees a deadlock and fails one at once with "database is locked",
+    without calling the busy handler. So retry here, for as long as the busy timeout would wait.
+    """
+    if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    pause = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL").fetchone()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause * random.uniform(0.5, 1.5))
+        pause = min(pause * 2, 0.25)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         # WAL: readers and the writer do not block each other (the receiver writes, a flow reads).
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _use_wal(cursor)
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
     finally:
@@ -75,6 +100,13 @@ class Ledger:
         # Rows handed out by a unit of work stay readable after its commit (callers copy them
         # into plain values after committing the claim).
         self.sessions: sessionmaker[Session] = sessionmaker(engine, expire_on_commit=False)
+        # Bumped by every commit made through this ledger: a cached read older than a commit of
+        # this process is stale (the loop's shared look at the ledger, `pipeline.ledger_reads`).
+        self.commits = 0
+        event.listen(self.sessions, "after_commit", self._committed)
+
+    def _committed(self, session: Session) -> None:
+        self.commits += 1  # a lost increment under a thread race only costs one extra read
 
     @property
     def url(self) -> str:

@@ -3,7 +3,9 @@
 
 Several processes may open the same database at once (a flow and the webhook receiver), so an
 upgrade runs under a lock: a transaction-scoped advisory lock on PostgreSQL, `BEGIN IMMEDIATE`
-(the database's write lock) on SQLite. The second process waits, then finds the head in place.
+(the database's write lock) on SQLite. The second process waits, then finds the head in place
+(the revision is read again under the lock). SQLite files are switched to WAL as they are
+opened (`ledger.py`), retrying the switch that two openers of a fresh file would deadlock on.
 Within one process a plain lock serialises them as well: Alembic runs its env.py through a
 module-global context, so two threads must never run a command at the same time.
 """
@@ -41,9 +43,13 @@ def head_revision() -> str:
     return head
 
 
+def _revision_of(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        return _revision_of(connection)
 
 
 @contextmanager
@@ -62,6 +68,9 @@ def upgrade(engine: Engine, revision: str = "head") -> bool:
     if revision == "head" and current_revision(engine) == head_revision():
         return False  # the common case, without taking the lock
     with _locked(engine) as connection:
+        # Checked again under the lock: another opener may have migrated while this one waited.
+        if revision == "head" and _revision_of(connection) == head_revision():
+            return False
         command.upgrade(alembic_config(connection), revision)
     return True
 

@@ -32,8 +32,9 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    event,
 )
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -237,3 +238,34 @@ class LedgerSecret(Base):
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime]
+
+
+class RunNumber(Base):
+    """A number registered by a run (its counts in `RunCount` are kept by triggers)."""
+
+    __tablename__ = "run_numbers"
+    __table_args__ = (Index("ix_run_numbers_number", "number_id"),)
+
+    run_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    number_id: Mapped[int] = mapped_column(ForeignKey("numbers.id"), primary_key=True)
+
+
+class RunCount(Base):
+    """Signed deltas of a run's count by status; a run's count is their sum (`run_counts.py`)."""
+
+    __tablename__ = "run_counts"
+    __table_args__ = (Index("ix_run_counts_run", "run_id", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(36))
+    status: Mapped[str] = mapped_column(String(20))
+    n: Mapped[int]
+
+
+@event.listens_for(Base.metadata, "after_create")
+def _count_triggers(target: object, connection: Connection, **kw: Any) -> None:
+    """`create_all` (tests) gets the counting triggers too; migrations install them in 0003."""
+    from callerid.ledger.run_counts import install_triggers
+
+    if kw.get("tables") is None or RunCount.__table__ in kw["tables"]:
+        install_triggers(connection)

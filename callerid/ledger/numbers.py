@@ -8,7 +8,7 @@ here commits: the unit of work does, once per chunk.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, func, insert, inspect, select, update
@@ -93,13 +93,17 @@ class NumberRepository:
         now: datetime,
         run_id: str | None,
         reason: str,
+        *,
+        send_window: timedelta = timedelta(0),
     ) -> list[Number]:
         """Atomically move up to `limit` numbers (oldest first) from `from_statuses` to `to_status`.
 
         PostgreSQL: `FOR UPDATE SKIP LOCKED`, so concurrent claimers never get the same number.
         SQLite: the same interface; the guarded UPDATE keeps one process (WAL) safe.
-        A claim to `initiating` stamps `initiated_at` / `expires_at` with `now`: the intent row
-        that recovery reads. Commit the claim before calling the API.
+        A claim to `initiating` stamps `initiated_at` = `now` and `expires_at` = `now` +
+        `send_window` + the OTP window: the intent row that recovery reads. `send_window` is how
+        long after `now` the caller may still send a request (a paced batch): an OTP sent at its
+        end is live until then. Commit the claim before calling the API.
         """
         target = _status(to_status)
         sources = [_status(s) for s in from_statuses]
@@ -128,7 +132,10 @@ class NumberRepository:
         if run_id is not None:
             values["last_run_id"] = run_id
         if target is NumberStatus.INITIATING:
-            values.update(initiated_at=now, expires_at=now + states.OTP_WINDOW)
+            # a new attempt: an error left by the last one would be misread as this one's
+            values.update(
+                initiated_at=now, expires_at=now + send_window + states.OTP_WINDOW, last_error=None
+            )
         # The status guard re-checks each row: on SQLite another process may have moved it since.
         statement = (
             update(Number)

@@ -31,7 +31,7 @@ than the send, so this bounds when Plivo could have started the window); for `co
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -143,6 +143,8 @@ def apply(
             )
         else:
             reason = f"interrupted while {row.status}; window over and not listed"
+            if row.last_error:  # keep what interrupted it (an HTTP 5xx, a timeout...)
+                reason = f"{reason} (after: {row.last_error})"
             uow.numbers.transition(
                 row,
                 NumberStatus.EXPIRED,
@@ -170,13 +172,15 @@ def recover_interrupted(
     *,
     max_attempts: int | None = None,
     min_age: timedelta = timedelta(0),
+    skip: Collection[str] = (),
 ) -> dict[str, int]:
     """Resolve the account's interrupted numbers (table above); does not commit.
 
     Returns how many numbers moved, by where they went (`verified`, `resumed`, `expired`, or
     `queued` / `failed` when `max_attempts` is given). Numbers left waiting are not counted.
+    `skip`: numbers the caller itself has mid-call (not leftovers of a crash).
     """
-    rows = interrupted(uow, account, now - min_age)
+    rows = [r for r in interrupted(uow, account, now - min_age) if r.e164 not in skip]
     return apply(uow, rows, [bool(lookup(r.e164)) for r in rows], now, run_id, max_attempts)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from callerid.ledger import run_counts
 from callerid.ledger.errors import RunNotFoundError
 from callerid.ledger.models import Run
 
@@ -47,6 +48,8 @@ class RunRepository:
             )
             self.session.add(run)
         else:
+            # Registration rebuilds its membership and counts (run_counts.py) from the ledger.
+            run_counts.clear(self.session, run.id)
             run.finished_at = None
             if input_path is not None:
                 run.input_path = input_path
@@ -61,8 +64,21 @@ class RunRepository:
         run = self.get(run_id)
         run.counts = dict(counts)
         run.finished_at = now
+        # Its numbers' later moves (another run's) no longer count for it; its counts stay.
+        run_counts.forget_members(self.session, run_id)
+        run_counts.compact(self.session, run_id)
         self.session.flush()
         return run
+
+    def status_counts(self, run_id: str) -> dict[str, int]:
+        """How many of the run's numbers are in each status (statuses with none left out).
+
+        Reads a bounded number of rows whatever the run's size; folds them when they pile up
+        (a write: on SQLite it waits for the write lock). Commit the unit of work after."""
+        counts, rows = run_counts.read(self.session, run_id)
+        if rows > run_counts.COMPACT_ABOVE:
+            run_counts.compact(self.session, run_id)
+        return counts
 
     def get(self, run_id: str) -> Run:
         run = self.session.get(Run, run_id)

@@ -9,6 +9,8 @@ Rules (one row per account and E.164):
 * A final number (verified, already_verified, failed) keeps its details: they describe what was
   verified; changing them is reconcile's job (`apply`), not a re-import's.
 * Within one call the first record of an E.164 wins (ingest reports later ones as duplicates).
+* With a `run_id`, every number of the call becomes a member of that run (`run_numbers`), which
+  is what the run's status counts count (`callerid.ledger.run_counts`).
 
 Work goes in chunks of `CHUNK` rows: one SELECT of the known rows, one
 `INSERT .. ON CONFLICT DO NOTHING RETURNING` for the new ones (PostgreSQL: from `unnest` of array
@@ -28,6 +30,7 @@ from sqlalchemy import Insert, String, Table, any_, bindparam, insert, select, t
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from callerid.ledger import run_counts
 from callerid.ledger.errors import InvalidRecordError
 from callerid.ledger.models import FINAL_STATUSES, Event, Number, NumberStatus, UTCDateTime
 
@@ -236,6 +239,23 @@ def _known(session: Session, account: str, chunk: Sequence[NumberRecord]) -> dic
     return {row.e164: row for row in session.execute(query.where(Number.account == account, match))}
 
 
+def _join_run(
+    session: Session,
+    account: str,
+    run_id: str,
+    known: Mapping[str, Any],
+    fresh: Sequence[NumberRecord],
+    inserted: Sequence[tuple[int, str]],
+) -> None:
+    """Make the chunk's numbers members of `run_id` (its per-run counts, `run_counts.py`)."""
+    ids = [row.id for row in known.values()] + [i for i, _ in inserted]
+    if len(inserted) < len(fresh):  # another process inserted some between our SELECT and INSERT
+        ours = {e for _, e in inserted}
+        late = [r for r in fresh if r.e164 not in ours]
+        ids += [row.id for row in _known(session, account, late).values()]
+    run_counts.add_members(session, run_id, ids)
+
+
 def _upsert_chunk(
     session: Session, account: str, chunk: Sequence[NumberRecord], run_id: str | None, now: datetime
 ) -> UpsertResult:
@@ -247,6 +267,8 @@ def _upsert_chunk(
             _insert_pg if session.get_bind().dialect.name == "postgresql" else _insert_other
         )
         inserted = insert_new(session, account, fresh, run_id, now)
+    if run_id is not None:
+        _join_run(session, account, run_id, known, fresh, inserted)
     changes: list[dict[str, Any]] = []
     unchanged = kept_final = 0
     for record in chunk:

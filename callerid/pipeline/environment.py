@@ -15,11 +15,19 @@ from pathlib import Path
 
 from callerid.clock import Clock, OffsetClock, SystemClock
 from callerid.ledger import open_ledger
+from callerid.masking import mask_secret
 from callerid.pipeline import ledger_ops
 from callerid.pipeline.clock_sync import SandboxClockFollower
 from callerid.pipeline.options import PipelineOptions, RunPaths
 from callerid.pipeline.session import Pipeline
 from callerid.plivo import PlivoClient, RateLimiter, limiter_for
+from callerid.plivo.errors import (
+    AuthenticationError,
+    PlivoConnectionError,
+    PlivoError,
+    PlivoTimeoutError,
+    ServerError,
+)
 from callerid.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,6 +36,93 @@ SANDBOX_NOTICE = (
     "No Plivo credentials (PLIVO_AUTH_ID / PLIVO_AUTH_TOKEN): using the local sandbox on "
     "127.0.0.1. Nothing is sent to Plivo and no real phone receives a code."
 )
+
+
+# The access check's own retries: enough for a blip, few enough that a closed port or a wrong
+# host is said in a couple of seconds rather than after the client's full backoff.
+ACCESS_CHECK_ATTEMPTS = 2
+
+
+class PlivoAccessError(RuntimeError):
+    """The run cannot use the Plivo API: said in one line (account masked, URL, cause).
+
+    A plain message only, so it pickles (Prefect stores a failed flow's exception)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.message,))
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class MissingCredentialError(PlivoAccessError):
+    """Half a pair of credentials: PLIVO_AUTH_ID without PLIVO_AUTH_TOKEN, or the reverse."""
+
+
+class CredentialsRefusedError(PlivoAccessError):
+    """Plivo answered 401/403 to the credentials."""
+
+
+class PlivoUnreachableError(PlivoAccessError):
+    """No usable answer from PLIVO_API_URL: refused, timed out, a server error."""
+
+
+def _cause(exc: BaseException) -> str:
+    """The lowest-level reason in an exception chain, e.g. 'Connection refused'."""
+    found = str(exc)
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            return current.strerror
+        if str(current):
+            found = str(current)
+        current = current.__cause__ or current.__context__
+    return found
+
+
+async def check_access(
+    auth_id: str,
+    token: str,
+    base_url: str,
+    *,
+    limiter: RateLimiter,
+    subaccount: str | None = None,
+) -> None:
+    """One cheap authenticated call (a one-item page of the caller ID list) before anything is
+    registered or sent, so that wrong credentials or a wrong URL fail the run at once, in one
+    line, with no number touched. Its own client: fewer retries than the run's."""
+    account = mask_secret(auth_id)
+    probe = PlivoClient(
+        auth_id, token, base_url, limiter=limiter, max_attempts=ACCESS_CHECK_ATTEMPTS
+    )
+    async with probe:
+        try:
+            await probe.list_page(1, subaccount=subaccount)
+        except AuthenticationError as exc:
+            raise CredentialsRefusedError(
+                f"Plivo refused the credentials for account {account} at {probe.base_url}, "
+                f"HTTP {exc.status_code or 401}"
+            ) from None
+        except (PlivoConnectionError, PlivoTimeoutError) as exc:
+            raise PlivoUnreachableError(
+                f"cannot reach Plivo at {probe.base_url}: {_cause(exc)}"
+            ) from None
+        except ServerError as exc:
+            raise PlivoUnreachableError(
+                f"Plivo at {probe.base_url} answered HTTP {exc.status_code}: {exc.message}"
+            ) from None
+        except PlivoError as exc:
+            raise PlivoAccessError(
+                f"Plivo at {probe.base_url} refused a first request for account {account}: "
+                f"{exc.message}"
+            ) from None
+    log.info("Plivo at %s accepts the credentials of account %s", probe.base_url, account)
 
 
 def _ensure_sqlite_dir(url: str) -> None:
@@ -52,6 +147,9 @@ async def open_run(
     crash test's parent process); follow its clock as the in-process sandbox's is followed.
     `limiter`: the account's pacing (default: this process's limiter of the account).
     """
+    problem = settings.missing_credential()
+    if problem:
+        raise MissingCredentialError(f"{problem}: set both for Plivo, or neither for the sandbox")
     url = settings.resolved_database_url()
     _ensure_sqlite_dir(url)
     paths = RunPaths.for_run(settings.output_dir, run_id)
@@ -103,6 +201,13 @@ async def open_run(
             limiter = limiter_for(
                 account, settings.rate_limit_requests, settings.rate_limit_period_s
             )
+        pacing = limiter
+
+        async def access_check() -> None:
+            await check_access(
+                account, token, api_url, limiter=pacing, subaccount=options.subaccount
+            )
+
         async with PlivoClient(account, token, api_url, limiter=limiter) as client:
             pipeline = Pipeline(
                 account=account,
@@ -114,6 +219,7 @@ async def open_run(
                 paths=paths,
                 sandbox_url=sandbox_url,
                 clock_sync=clock_sync,
+                access_check=None if settings.uses_sandbox else access_check,
             )
             pipeline.csv_path = csv_path
             pipeline.code_page_base = code_page_base

@@ -12,16 +12,18 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm.exc import StaleDataError
 
 from callerid.inbox import store
 from callerid.inbox.matcher import match_new_messages
-from callerid.inbox.models import MatchedCode
+from callerid.inbox.models import MatchedCode, as_utc
 from callerid.ledger import OTP_WINDOW, ConcurrentUpdateError, recover_interrupted, states
 from callerid.ledger.models import FINAL_STATUSES, Number, NumberStatus
+from callerid.ledger.snapshot import is_serialization_failure
 from callerid.pipeline.ledger_reads import (
     LIVE,
     outcomes,
@@ -127,8 +129,11 @@ def _still(row: Number, expected: NumberStatus, outcome: NumberStatus) -> bool:
     return keep
 
 
-def claim_for_initiate(pipeline: Pipeline, limit: int, now: datetime) -> list[Target]:
-    """Move up to `limit` queued numbers to `initiating` and commit, before any API call."""
+def claim_for_initiate(
+    pipeline: Pipeline, limit: int, now: datetime, send_window: timedelta = timedelta(0)
+) -> list[Target]:
+    """Move up to `limit` queued numbers to `initiating` and commit, before any API call; their
+    requests go out within `send_window` of `now` or not at all."""
     with pipeline.ledger.unit_of_work() as uow:
         rows = uow.numbers.claim(
             pipeline.account,
@@ -138,15 +143,22 @@ def claim_for_initiate(pipeline: Pipeline, limit: int, now: datetime) -> list[Ta
             now,
             pipeline.run_id,
             "initiate",
+            send_window=send_window,
         )
-        # The claim stamps initiated_at / expires_at: from its commit on, a crash waits a window.
+        # The claim stamps initiated_at / expires_at: from its commit on, a crash waits a window
+        # (counted from the end of the send window: a request may go out that late).
         targets = [Target(r.e164, r.alias, r.channel, r.subaccount, r.attempts) for r in rows]
         uow.commit()
     return targets
 
 
 @_retry_on_conflict
-def record_initiations(pipeline: Pipeline, results: Sequence[Outcome], sent_at: datetime) -> None:
+def record_initiations(
+    pipeline: Pipeline, results: Sequence[Outcome], claimed_at: datetime
+) -> None:
+    """Write the batch's outcomes. An initiated number's window is its own: from when it was
+    asked for (messages older than that are stale) to its answer + the OTP window (Plivo started
+    the window before the answer came back, so our expiry is never earlier than Plivo's)."""
     now = pipeline.clock.now()
     with pipeline.ledger.unit_of_work() as uow:
         rows = {
@@ -158,14 +170,15 @@ def record_initiations(pipeline: Pipeline, results: Sequence[Outcome], sent_at: 
                 continue
             if outcome.status is NumberStatus.INITIATING:
                 # Outcome unknown: restamp, so recovery waits out a window from after the send.
-                uow.numbers.touch(row, now=now, last_error=outcome.reason)
+                ends = max(as_utc(row.expires_at or now), now + OTP_WINDOW)
+                uow.numbers.touch(row, now=now, last_error=outcome.reason, expires_at=ends)
                 continue
             fields: dict[str, Any] = {}
             if outcome.status is NumberStatus.INITIATED:
                 fields = {
                     "verification_uuid": outcome.verification_uuid,
-                    "initiated_at": sent_at,
-                    "expires_at": sent_at + OTP_WINDOW,
+                    "initiated_at": outcome.asked_at or claimed_at,
+                    "expires_at": (outcome.answered_at or now) + OTP_WINDOW,
                     "wrong_otps": 0,
                     "last_error": None,
                 }
@@ -207,7 +220,9 @@ def claim_matched(pipeline: Pipeline, now: datetime) -> list[MatchedCode]:
                     now=now,
                 )
             uow.commit()
-    except (ConcurrentUpdateError, StaleDataError):
+    except (ConcurrentUpdateError, StaleDataError, DBAPIError) as exc:
+        if isinstance(exc, DBAPIError) and not is_serialization_failure(exc):
+            raise
         log.info("another run claimed some of these codes first; next round")
         return []
     return claimed
@@ -258,9 +273,13 @@ def record_completions(
 
 
 @_retry_on_conflict
-def expire_and_recover(pipeline: Pipeline, decision_now: datetime) -> dict[str, int]:
+def expire_and_recover(
+    pipeline: Pipeline, decision_now: datetime, busy: frozenset[str] = frozenset()
+) -> dict[str, int]:
     """Expire what missed its window (re-queue or fail by attempts left) and resolve crash
-    leftovers whose window has now passed, in one unit of work."""
+    leftovers untouched since `decision_now` (a `completing` one goes back to `initiated`, so
+    its waiting code is submitted again), in one unit of work. `busy`: numbers this process is
+    completing right now (not leftovers, however long their call takes)."""
     listed = pipeline.listed or set()
     max_attempts = pipeline.options.max_attempts
     with pipeline.ledger.unit_of_work() as uow:
@@ -271,6 +290,7 @@ def expire_and_recover(pipeline: Pipeline, decision_now: datetime) -> dict[str, 
             lambda e164: e164 in listed,
             pipeline.run_id,
             max_attempts=max_attempts,
+            skip=busy,
         )
         expired = uow.numbers.expire_due(
             pipeline.account, decision_now, pipeline.run_id, max_attempts

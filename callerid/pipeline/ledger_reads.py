@@ -1,16 +1,26 @@
-"""The ledger reads the pipeline makes: plain `select()`s, cheap enough for every loop round."""
+"""The ledger reads the pipeline makes: plain `select()`s. The ones the loop makes every round
+(`work`, `run_counts`) cost the same whatever the run's size."""
 
 from __future__ import annotations
 
-from collections import Counter
+import threading
+import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
 from callerid.inbox.models import as_utc
-from callerid.ledger.models import FINAL_STATUSES, InboxMessage, InboxStatus, Number, NumberStatus
+from callerid.ledger.models import (
+    FINAL_STATUSES,
+    InboxMessage,
+    InboxStatus,
+    Number,
+    NumberStatus,
+    RunNumber,
+)
 from callerid.pipeline.report import NumberOutcome
 from callerid.pipeline.session import Pipeline
 
@@ -65,8 +75,55 @@ def outcomes(pipeline: Pipeline, e164s: Sequence[str]) -> dict[str, NumberOutcom
         }
 
 
+# How long one look at the ledger serves the loop's lanes and its progress writer when this
+# process has committed nothing since (another process's commits, e.g. a webhook receiver's new
+# messages, are seen this much later at most).
+SHARED_READ_S = 0.25
+
+
+@dataclass(slots=True)
+class _Look:
+    work: Work
+    counts: dict[str, int]
+    commits: int  # the ledger's commit count when the read started
+    at: float  # time.monotonic() when it started
+
+
+_reading = threading.Lock()  # one read at a time: the lanes that wait for it then share it
+
+
 def work(pipeline: Pipeline, decision_now: datetime) -> Work:
-    """The loop's look at the ledger: a handful of COUNTs, no rows loaded."""
+    """The loop's look at the ledger: four small COUNTs, none of which grows with the run.
+
+    `new_messages`, `live` and `due` count the account's rows in statuses that are bounded by the
+    in-flight cap and the inbox's backlog, through the (account, status) index; the run's own
+    counts are kept by the database (`callerid.ledger.run_counts`). The three lanes and the
+    progress writer share one look for up to `SHARED_READ_S`, unless this process committed
+    something since it was taken."""
+    return _look(pipeline, decision_now).work
+
+
+def run_counts(pipeline: Pipeline) -> dict[str, int]:
+    """This run's numbers by status (from the loop's shared look when it is fresh)."""
+    return dict(_look(pipeline, pipeline.clock.now()).counts)
+
+
+def _look(pipeline: Pipeline, decision_now: datetime) -> _Look:
+    with _reading:
+        last = getattr(pipeline, "shared_look", None)
+        now = time.monotonic()
+        if (
+            isinstance(last, _Look)
+            and last.commits == pipeline.ledger.commits
+            and now - last.at < SHARED_READ_S
+        ):
+            return last
+        look = _read(pipeline, decision_now, pipeline.ledger.commits, now)
+        pipeline.shared_look = look
+        return look
+
+
+def _read(pipeline: Pipeline, decision_now: datetime, commits: int, at: float) -> _Look:
     from callerid.pipeline.runner import Work
 
     account = pipeline.account
@@ -91,17 +148,24 @@ def work(pipeline: Pipeline, decision_now: datetime) -> Work:
             .where(
                 Number.account == account,
                 (Number.status.in_([s.value for s in LIVE]) & (Number.expires_at <= decision_now))
-                | (Number.status == NumberStatus.EXPIRED.value),
+                | (Number.status == NumberStatus.EXPIRED.value)
+                # left mid-completion by a killed run, its grace over: resume it (loop's edit)
+                | (
+                    (Number.status == NumberStatus.COMPLETING.value)
+                    & (Number.updated_at <= decision_now)
+                ),
             )
         ).scalar_one()
-        run = Counter(_statuses(session, account, pipeline.e164s).values())
-    return Work(
+        run = uow.runs.status_counts(pipeline.run_id)
+        uow.commit()  # status_counts may have folded the run's count rows
+    work = Work(
         new_messages=int(new_messages),
         queued=run.get(NumberStatus.QUEUED.value, 0) + run.get(NumberStatus.EXPIRED.value, 0),
         live=int(live),
         due=int(due),
         pending=sum(n for s, n in run.items() if s not in FINAL_STATUSES),
     )
+    return _Look(work, run, commits, at)
 
 
 def verified_but_unlisted(pipeline: Pipeline, listed: set[str]) -> list[str]:
@@ -112,16 +176,24 @@ def verified_but_unlisted(pipeline: Pipeline, listed: set[str]) -> list[str]:
 def waiting_for_person(pipeline: Pipeline, now: datetime, after: timedelta) -> list[str]:
     """This run's live verifications no inbox may answer: voice calls at once, SMS after `after`
     without a code (a person can type it in the Prefect UI form)."""
-    wanted = set(pipeline.e164s)
+    member = (RunNumber.number_id == Number.id) & (RunNumber.run_id == pipeline.run_id)
+    query = (
+        select(Number.e164, Number.channel, Number.initiated_at)
+        .join(RunNumber, member)
+        .where(
+            Number.account == pipeline.account,
+            Number.status == NumberStatus.INITIATED.value,
+            Number.verification_uuid.is_not(None),
+            Number.expires_at > now,
+        )
+        .order_by(Number.initiated_at, Number.id)
+    )
     with pipeline.ledger.unit_of_work() as uow:
         return [
-            row.e164
-            for row in uow.numbers.live_verifications(pipeline.account, now)
-            if row.e164 in wanted
-            and (
-                row.channel == "call"
-                or (row.initiated_at is not None and as_utc(row.initiated_at) <= now - after)
-            )
+            e164
+            for e164, channel, initiated_at in uow.session.execute(query)
+            if channel == "call"
+            or (initiated_at is not None and as_utc(initiated_at) <= now - after)
         ]
 
 

@@ -72,3 +72,13 @@ class RunPaths:
     @property
     def plan_json(self) -> Path:
         return self.root / "plan.json"
+
+    @property
+    def run_log(self) -> Path:
+        """`callerid run`'s log: INFO and up, with every traceback the terminal does not show."""
+        return self.root / "run.log"
+
+    @property
+    def flow_run_json(self) -> Path:
+        """The Prefect flow run behind this run (id, name, UI link), written when it starts."""
+        return self.root / "flow-run.json"

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from callerid.ledger.models import NumberStatus
 
@@ -18,3 +19,7 @@ class Outcome:
     verification_uuid: str | None = None
     wrong_otp: bool = False
     message_used: bool = True
+    # An initiate's own moments (pipeline clock): asked before the limiter's wait (no OTP can
+    # predate it), answered when its answer came back (Plivo started the window before that).
+    asked_at: datetime | None = None
+    answered_at: datetime | None = None

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from callerid.ingest import IngestResult, ingest_csv
-from callerid.pipeline import account, ledger_ops, steps
+from callerid.pipeline import account, ledger_ops, ledger_reads, steps
 from callerid.pipeline.environment import open_run
 from callerid.pipeline.finish import RunResult, write_reports
 from callerid.pipeline.options import PipelineOptions
@@ -53,23 +53,27 @@ class PlainOps:
 
 
 class ProgressWriter:
-    """Rewrites the run's progress.json at most twice a second, and always at the end."""
+    """Rewrites the run's progress.json at most twice a second, when the counts changed, and
+    always at the end. The counts come from the loop's shared look at the ledger (O(1) in the
+    run's size)."""
 
     def __init__(self, pipeline: Pipeline, min_interval_s: float = 0.5) -> None:
         self.pipeline = pipeline
         self.min_interval_s = min_interval_s
         self._last = float("-inf")
+        self._written: Progress | None = None
 
     def write(self, work: Work, *, phase: str = "verifying") -> None:
         now = time.monotonic()
         if not work.finished and now - self._last < self.min_interval_s:
             return
         self._last = now
-        statuses = ledger_ops.statuses(self.pipeline, self.pipeline.e164s)
-        write_progress(
-            self.pipeline.paths.progress_json,
-            Progress.from_statuses(statuses, phase=phase, done=work.finished),
-        )
+        counts = ledger_reads.run_counts(self.pipeline)
+        progress = Progress(len(self.pipeline.e164s), counts, phase=phase, done=work.finished)
+        if progress == self._written:
+            return  # waiting for codes: nothing moved, nothing to rewrite
+        write_progress(self.pipeline.paths.progress_json, progress)
+        self._written = progress
 
 
 async def run_plain(
@@ -95,6 +99,7 @@ async def run_plain(
         csv_path=str(csv_path),
         follow_sandbox_clock=follow_sandbox_clock,
     ) as pipeline:
+        await pipeline.check_access()
         ledger_ops.register(pipeline, ingest)
         await account.sync_listed(pipeline)
         await account.recover(pipeline)

@@ -48,6 +48,7 @@ class Pipeline:
         paths: RunPaths,
         sandbox_url: str | None = None,
         clock_sync: Callable[[], Awaitable[object]] | None = None,
+        access_check: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.account = account
         self.ledger = ledger
@@ -58,11 +59,15 @@ class Pipeline:
         self.paths = paths
         self.sandbox_url = sandbox_url
         self._clock_sync = clock_sync
+        self._access_check = access_check
         self.e164s: list[str] = []  # this run's numbers, in file order (set by register)
         self.listed: set[str] | None = None  # the account's caller IDs, as last listed
+        # Numbers whose completion this process has in flight: recovery leaves them alone.
+        self.completing: set[str] = set()
         self.csv_path: str = ""
         # Where the owners' code page is served (the in-process receiver's base URL), if here.
         self.code_page_base: str | None = None
+        self.shared_look: object | None = None  # the loop's last look at the ledger (ledger_reads)
 
     def __repr__(self) -> str:
         return f"Pipeline(account={self.account!r}, run_id={self.run_id!r})"
@@ -70,6 +75,12 @@ class Pipeline:
     @property
     def uses_sandbox(self) -> bool:
         return self.sandbox_url is not None
+
+    async def check_access(self) -> None:
+        """One cheap call to Plivo before anything is registered: wrong credentials or URL fail
+        here, in one line (`environment.PlivoAccessError`). No-op on the in-process sandbox."""
+        if self._access_check is not None:
+            await self._access_check()
 
     async def sync_clock(self) -> None:
         """Follow the sandbox's clock (no-op against real Plivo)."""

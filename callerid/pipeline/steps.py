@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from datetime import datetime, timedelta
 
@@ -25,6 +26,7 @@ from callerid.plivo import (
     AuthenticationError,
     InvalidOtpError,
     NotFoundError,
+    NotSentError,
     OtpAttemptsExceededError,
     OutcomeUnknownError,
     PlivoConnectionError,
@@ -41,6 +43,11 @@ log = logging.getLogger(__name__)
 # A re-initiate waits this long past our own estimate of an OTP's expiry: our estimate starts when
 # we send, Plivo's when it receives, and a request may take up to the client timeout to arrive.
 REINITIATE_GRACE = timedelta(seconds=30)
+# A batch's initiates go out within this long of its claim, or not at all (they go back to the
+# queue): the claim stamps each intent row's window from the end of it, so that after a crash
+# mid-batch no rerun re-initiates a number whose OTP went out late in the batch. Batches are sized
+# to fit in half of it at the account's rate (completions come first in the limiter).
+SEND_WINDOW = timedelta(seconds=60)
 _TRANSIENT = (RateLimitedError, ServerError, PlivoConnectionError, PlivoTimeoutError)
 
 
@@ -63,11 +70,23 @@ async def _listed(pipeline: Pipeline, e164: str) -> bool | None:
     return True
 
 
-async def _initiate_one(pipeline: Pipeline, target: ledger_ops.Target) -> Outcome:
+def batch_cap(pipeline: Pipeline) -> int:
+    """The most initiates one batch may claim: what the limiter lets out in half a send window."""
+    return max(1, int(pipeline.client.limiter.rate_per_s * SEND_WINDOW.total_seconds() / 2))
+
+
+async def _initiate_one(pipeline: Pipeline, target: ledger_ops.Target, send_by: float) -> Outcome:
+    asked_at = pipeline.clock.now()
     try:
         sent = await pipeline.client.initiate(
-            target.e164, alias=target.alias, channel=target.channel, subaccount=target.subaccount
+            target.e164,
+            alias=target.alias,
+            channel=target.channel,
+            subaccount=target.subaccount,
+            send_by=send_by,
         )
+    except NotSentError as exc:
+        return Outcome(target.e164, NumberStatus.QUEUED, f"not sent, will retry: {exc.message}")
     except OutcomeUnknownError as exc:
         # The OTP may be on its way: keep the intent row; recovery resolves it after the window.
         return Outcome(target.e164, NumberStatus.INITIATING, f"outcome unknown: {exc.message}")
@@ -82,17 +101,32 @@ async def _initiate_one(pipeline: Pipeline, target: ledger_ops.Target) -> Outcom
             return Outcome(target.e164, NumberStatus.ALREADY_VERIFIED, "listed by the account")
         # Not listed (or the look-up failed too): the rejection stands; reconcile can requeue.
         return Outcome(target.e164, NumberStatus.FAILED, f"initiate rejected: {exc.message}")
-    return Outcome(target.e164, NumberStatus.INITIATED, "initiated", sent.verification_uuid)
+    # Each number's window from its own request: Plivo started it before this answer came back.
+    return Outcome(
+        target.e164,
+        NumberStatus.INITIATED,
+        "initiated",
+        sent.verification_uuid,
+        asked_at=asked_at,
+        answered_at=pipeline.clock.now(),
+    )
 
 
 async def initiate_batch(pipeline: Pipeline, limit: int) -> StepResult:
     """Initiate up to `limit` queued numbers of this run; intent rows are committed first."""
-    sent_at = pipeline.clock.now()
-    targets = await asyncio.to_thread(ledger_ops.claim_for_initiate, pipeline, limit, sent_at)
+    claimed_at = pipeline.clock.now()
+    send_by = time.monotonic() + SEND_WINDOW.total_seconds()
+    targets = await asyncio.to_thread(
+        ledger_ops.claim_for_initiate,
+        pipeline,
+        min(limit, batch_cap(pipeline)),
+        claimed_at,
+        SEND_WINDOW,
+    )
     if not targets:
         return StepResult()
     results = await asyncio.gather(
-        *(_initiate_one(pipeline, t) for t in targets), return_exceptions=True
+        *(_initiate_one(pipeline, t, send_by) for t in targets), return_exceptions=True
     )
     outcomes: list[Outcome] = []
     fatal: BaseException | None = None
@@ -102,7 +136,7 @@ async def initiate_batch(pipeline: Pipeline, limit: int) -> StepResult:
             reason = f"not sent: {type(result).__name__}"
             result = Outcome(target.e164, NumberStatus.QUEUED, reason)
         outcomes.append(result)
-    await asyncio.to_thread(ledger_ops.record_initiations, pipeline, outcomes, sent_at)
+    await asyncio.to_thread(ledger_ops.record_initiations, pipeline, outcomes, claimed_at)
     if fatal is not None:
         raise fatal  # bad credentials and bugs stop the run; the rows went back to the queue
     return StepResult(len(targets), dict(Counter(o.status.value for o in outcomes)))
@@ -139,14 +173,24 @@ async def complete_matched(pipeline: Pipeline) -> StepResult:
     codes = await asyncio.to_thread(ledger_ops.claim_matched, pipeline, pipeline.clock.now())
     if not codes:
         return StepResult()
-    results = await asyncio.gather(*(_complete_one(pipeline, c) for c in codes))
-    await asyncio.to_thread(ledger_ops.record_completions, pipeline, codes, list(results))
+    mine = {c.e164 for c in codes}
+    pipeline.completing |= mine
+    try:
+        results = await asyncio.gather(*(_complete_one(pipeline, c) for c in codes))
+        await asyncio.to_thread(ledger_ops.record_completions, pipeline, codes, list(results))
+    finally:
+        pipeline.completing -= mine  # left `completing` by a failure: recovery resumes them
     return StepResult(len(codes), dict(Counter(o.status.value for o in results)))
 
 
 async def expire_due(pipeline: Pipeline) -> StepResult:
-    """Expire live verifications past their window; re-queue or fail them by attempts left."""
+    """Expire live verifications past their window; re-queue or fail them by attempts left;
+    resume what a killed run left `completing` once its grace is over (its code is submitted
+    again)."""
     counts = await asyncio.to_thread(
-        ledger_ops.expire_and_recover, pipeline, decision_time(pipeline)
+        ledger_ops.expire_and_recover,
+        pipeline,
+        decision_time(pipeline),
+        frozenset(pipeline.completing),
     )
     return StepResult(sum(counts.values()), counts)

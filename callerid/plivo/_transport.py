@@ -7,7 +7,9 @@ body's text goes into the exception only with the client's token and Basic auth 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ import httpx
 from tenacity import RetryCallState
 
 from callerid.plivo.errors import (
+    NotSentError,
     OutcomeUnknownError,
     PlivoConnectionError,
     PlivoError,
@@ -31,8 +34,30 @@ from callerid.plivo.retry import RetryPolicy, parse_retry_after
 
 logger = logging.getLogger("callerid.plivo")
 
+# The connection pool holds as many connections as requests the limiter lets be in flight at once:
+# its burst, then its rate for as long as a slow round trip lasts. Capped: past a few dozen, more
+# connections add no throughput on one host (requests beyond them wait a moment for a free one,
+# after their grant; the limiter counts them from when they reach the wire), while httpcore's pool
+# scans its connections and queued requests on every request event (issue 14: sized from the
+# rate, `ceil(rate/s)`, it held up to 20,000 connections and took a fifth of the run's CPU).
+POOL_MIN = 4
+POOL_MAX = 32
+ROUND_TRIP_BUDGET_S = 0.5
+# Below uvicorn's and most servers' 5 s idle timeout, so we rarely reuse a connection the server is
+# closing: that race looks like "dropped after send" and would make an initiate's outcome unknown.
+KEEPALIVE_EXPIRY_S = 4.0
+
 # The request never reached the server: repeating it cannot duplicate anything.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+def pool_limits(limiter: RateLimiter) -> httpx.Limits:
+    """The connection pool for a client paced by `limiter` (see POOL_MAX)."""
+    in_flight = limiter.burst + math.ceil(limiter.rate_per_s * ROUND_TRIP_BUDGET_S)
+    size = max(POOL_MIN, min(POOL_MAX, in_flight))
+    return httpx.Limits(
+        max_connections=size, max_keepalive_connections=size, keepalive_expiry=KEEPALIVE_EXPIRY_S
+    )
 
 
 @dataclass
@@ -57,6 +82,10 @@ class Transport:
         self._http = http
         self._secrets = secrets  # masked in any API text that goes into an exception
         self._limiter = limiter
+        # Requests enter the connection pool only as fast as its connections free up: a request
+        # queued inside httpcore's pool is rescanned on every pool event (O(queued x connections)
+        # each), one waiting here costs nothing until it is woken.
+        self._gate = asyncio.Semaphore(pool_limits(limiter).max_connections or POOL_MAX)
         self._policy = policy
         self._sleep = sleep
 
@@ -74,8 +103,13 @@ class Transport:
         priority: Priority = Priority.NORMAL,
         trace: RequestTrace | None = None,
         phone_number: str | None = None,
+        send_by: float | None = None,
     ) -> httpx.Response:
-        """A 2xx response, or the PlivoError of the last attempt."""
+        """A 2xx response, or the PlivoError of the last attempt.
+
+        `send_by` (a `time.monotonic()` value): no attempt goes on the wire after it; one still
+        waiting for the limiter then raises `NotSentError` (a caller that promised a send deadline
+        to someone, e.g. the ledger's intent row for a crash, keeps the promise)."""
         trace = trace or RequestTrace()
 
         def before_sleep(state: RetryCallState) -> None:
@@ -97,7 +131,7 @@ class Transport:
         async for attempt in retrying:
             with attempt:
                 return await self._attempt(
-                    method, path, json, params, repeatable, priority, trace, phone_number
+                    method, path, json, params, repeatable, priority, trace, phone_number, send_by
                 )
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
@@ -111,8 +145,9 @@ class Transport:
         priority: Priority,
         trace: RequestTrace,
         phone_number: str | None,
+        send_by: float | None = None,
     ) -> httpx.Response:
-        granted_at = await self._limiter.acquire(priority)
+        granted_at = await self._grant(priority, send_by, method, path, phone_number)
         trace.attempts += 1
         limiter = self._limiter
         stamp: list[float] = []  # the request's slot in the limiter, once it is on the wire
@@ -126,9 +161,10 @@ class Transport:
 
         start = time.monotonic()
         try:
-            response = await self._http.request(
-                method, path, json=json, params=params, extensions={"trace": on_wire}
-            )
+            async with self._gate:
+                response = await self._http.request(
+                    method, path, json=json, params=params, extensions={"trace": on_wire}
+                )
         except _NOT_SENT as exc:
             self._log(method, path, type(exc).__name__, trace.attempts, start)
             raise PlivoConnectionError(
@@ -172,6 +208,30 @@ class Transport:
                     method, path, f"HTTP {response.status_code}", phone_number, response.status_code
                 )
         raise error
+
+    async def _grant(
+        self,
+        priority: Priority,
+        send_by: float | None,
+        method: str,
+        path: str,
+        phone_number: str | None,
+    ) -> float:
+        if send_by is None:
+            return await self._limiter.acquire(priority)
+        try:
+            left = send_by - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            async with asyncio.timeout(left):
+                return await self._limiter.acquire(priority)
+        except TimeoutError:
+            raise NotSentError(
+                f"{method} {path}: not sent, its send deadline passed",
+                method=method,
+                path=path,
+                phone_number=phone_number,
+            ) from None
 
     @staticmethod
     def _unknown(

@@ -23,7 +23,6 @@ A client's connection pool belongs to the event loop that uses it: code that run
 from __future__ import annotations
 
 import base64
-import math
 import os
 import re
 from collections.abc import AsyncIterator
@@ -33,7 +32,7 @@ from typing import Any, Self
 import httpx
 
 from callerid import __version__
-from callerid.plivo._transport import RequestTrace, Transport
+from callerid.plivo._transport import RequestTrace, Transport, pool_limits
 from callerid.plivo.errors import (
     AuthenticationError,
     NotFoundError,
@@ -51,13 +50,6 @@ _E164_RE = re.compile(r"^\+?[1-9]\d{6,14}$")
 _OTP_RE = re.compile(r"^\d{4,8}$")
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 PAGE_SIZE = 20
-# Enough connections for the limiter's rate at round trips of up to one second (4x the 250 ms goal),
-# but only half of that kept idle: httpcore 1.0's pool does O(idle x all) work on every request
-# event, and at 60 req/s a pool full of idle connections cost ~2 ms of CPU per event (measured).
-_MIN_CONNECTIONS = 20
-# Below uvicorn's and most servers' 5 s idle timeout, so we rarely reuse a connection the server is
-# closing: that race looks like "dropped after send" and would make an initiate's outcome unknown.
-_KEEPALIVE_EXPIRY_S = 4.0
 
 
 def _env(name: str) -> str | None:
@@ -115,17 +107,11 @@ class PlivoClient:
                 self.auth_id, settings.rate_limit_requests, settings.rate_limit_period_s
             )
         self.limiter = limiter
-        connections = max(_MIN_CONNECTIONS, math.ceil(self.limiter.rate_per_s))
-        keepalive = max(_MIN_CONNECTIONS // 2, connections // 2)
         http = httpx.AsyncClient(
             base_url=self.base_url,
             auth=httpx.BasicAuth(self.auth_id, token),
             timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(
-                max_connections=connections,
-                max_keepalive_connections=keepalive,
-                keepalive_expiry=_KEEPALIVE_EXPIRY_S,
-            ),
+            limits=pool_limits(self.limiter),  # sized from the limiter's concurrency
             headers={"User-Agent": f"callerid-bulk/{__version__}", "Accept": "application/json"},
             transport=transport,
         )
@@ -155,8 +141,12 @@ class PlivoClient:
         alias: str | None = None,
         channel: Channel | str = Channel.SMS,
         subaccount: str | None = None,
+        *,
+        send_by: float | None = None,
     ) -> Initiation:
-        """Ask Plivo to send an OTP to `phone_number`. Never sent twice (see module docstring)."""
+        """Ask Plivo to send an OTP to `phone_number`. Never sent twice (see module docstring).
+
+        `send_by` (a `time.monotonic()` value): not sent at all after it (`NotSentError`)."""
         digits = _digits(phone_number)
         try:
             channel_value = Channel(str(channel).lower())
@@ -168,7 +158,12 @@ class PlivoClient:
         if subaccount:
             body["subaccount"] = _path_id(subaccount, "subaccount")
         response = await self._transport.send(
-            "POST", f"{self._root}/", json=body, repeatable=False, phone_number=f"+{digits}"
+            "POST",
+            f"{self._root}/",
+            json=body,
+            repeatable=False,
+            phone_number=f"+{digits}",
+            send_by=send_by,
         )
         try:
             return Initiation.from_api(f"+{digits}", _json(response, "initiate"))

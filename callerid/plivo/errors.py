@@ -15,6 +15,7 @@ PlivoError                        base; plain values only, pickles (Prefect stor
 ├── PlivoConnectionError          could not connect, or a repeatable request got no answer
 ├── PlivoTimeoutError             no answer in time on a request that is safe to repeat
 ├── OutcomeUnknownError           an initiate may have reached Plivo but no usable answer came
+├── NotSentError                  not sent: its send deadline passed before it could go out
 └── UnexpectedResponseError       a 2xx whose body is not what the API documents
 ```
 
@@ -131,6 +132,11 @@ class OutcomeUnknownError(PlivoError):
     Resolve it instead: GET the number (listed means verified), and do not initiate again until
     an OTP sent now would have expired (15 minutes).
     """
+
+
+class NotSentError(PlivoError):
+    """The request was never put on the wire: its `send_by` deadline passed while it waited for
+    the rate limiter (or for a retry). Nothing reached Plivo; not retried."""
 
 
 class UnexpectedResponseError(PlivoError):

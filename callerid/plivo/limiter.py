@@ -106,6 +106,7 @@ class RateLimiter:
         self._prepaid = 0
         self._fetching = False
         self.granted = 0
+        self.rate_limited_total = 0  # 429s reported: the client retried them (flow logs say so)
 
     @property
     def max_requests(self) -> int:
@@ -114,6 +115,11 @@ class RateLimiter:
     @property
     def period_s(self) -> float:
         return self._window.period_s
+
+    @property
+    def burst(self) -> int:
+        """Grants the GCRA bucket lets out back to back (the rest follow at `rate_per_s`)."""
+        return self._window.burst
 
     @property
     def rate_per_s(self) -> float:
@@ -176,6 +182,7 @@ class RateLimiter:
     def rate_limited(self) -> None:
         """Report a 429: the window widens a little and narrows again over the next N grants."""
         with self._lock:
+            self.rate_limited_total += 1
             self._window.widen()
 
     def sent(self, granted_at: float, at: float | None = None) -> float:

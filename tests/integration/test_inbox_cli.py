@@ -15,12 +15,14 @@ import pytest
 from typer.testing import CliRunner
 
 from callerid.cli import app
+from callerid.cli.inbox import is_loopback
 from callerid.inbox import InboundMessage, MessageSource, store
 from callerid.ledger import open_ledger
 from callerid.plivo.signature import sign_v3
 from callerid.sandbox import DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN
 
 runner = CliRunner(env={"COLUMNS": "250"})
+MESSAGE_UUID = "4a9c2b1e-8f3d-4e6a-9b7c-1d2e3f405162"
 
 
 @pytest.fixture
@@ -89,7 +91,13 @@ def test_serve_receives_signed_webhooks(ledger_url: str) -> None:
         public = process.stdout.readline().rsplit(" ", 1)[1].strip()
         masked = process.stdout.readline()
         assert DEFAULT_AUTH_TOKEN not in masked
-        params = {"From": "14155550123", "To": "15005550100", "Text": "4821", "MessageUUID": "u1"}
+        params = {
+            "From": "14155550123",
+            "To": "15005550100",
+            "Text": "4821",
+            "Type": "sms",
+            "MessageUUID": MESSAGE_UUID,
+        }
         signature = sign_v3("POST", public, params, "123", DEFAULT_AUTH_TOKEN)
         headers = {"X-Plivo-Signature-V3": signature, "X-Plivo-Signature-V3-Nonce": "123"}
         assert httpx.post(public, data=params, headers=headers).status_code == 200
@@ -99,4 +107,34 @@ def test_serve_receives_signed_webhooks(ledger_url: str) -> None:
         process.wait(timeout=15)
     with open_ledger(ledger_url) as ledger, ledger.unit_of_work() as uow:
         rows = store.list_messages(uow.session)
-    assert [(m.external_id, m.account) for m in rows] == [("u1", DEFAULT_AUTH_ID)]
+    assert [(m.external_id, m.account) for m in rows] == [(MESSAGE_UUID, DEFAULT_AUTH_ID)]
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10", "example.com"])
+def test_serve_without_credentials_refuses_a_non_loopback_address(
+    ledger_url: str, host: str
+) -> None:
+    """Signatures would be checked against the sandbox's public default token."""
+    result = runner.invoke(app, ["inbox", "serve", "--host", host, "--port", "0"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: refusing to listen on {host} ")
+    assert "PLIVO_AUTH_TOKEN" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("10.0.0.1", False),
+        ("myhost", False),
+    ],
+)
+def test_which_addresses_are_loopback(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback

@@ -9,7 +9,7 @@ import pytest
 
 from callerid.inbox import store
 from callerid.inbox.manual import submit_code
-from callerid.inbox.matcher import LiveVerification, match_rows
+from callerid.inbox.matcher import match_rows
 from callerid.inbox.models import (
     AssignmentError,
     InboundMessage,
@@ -74,13 +74,12 @@ def test_concurrent_inserts_leave_one_row(db_url: str) -> None:
 
 def test_match_settle_and_list(db_url: str) -> None:
     engine = make_engine(db_url)
-    live = {A: LiveVerification(A, "uuid-a", NOW - timedelta(minutes=1))}
     with session(engine) as s:
-        add_number(s, A, verification_uuid="uuid-a")
+        add_number(s, A, verification_uuid="uuid-a", initiated_at=NOW - timedelta(minutes=1))
         good = store.insert_message(s, msg("good"))[0]
         store.insert_message(s, msg("nobody", sender="14155559999"))
         store.insert_message(s, msg("two", text="1111 or 2222"))
-        matches = match_rows(s, ACCOUNT, live)
+        matches = match_rows(s, ACCOUNT, NOW)
     assert [(m.e164, m.verification_uuid, m.code, m.message_id) for m in matches] == [
         (A, "uuid-a", "4821", good)
     ]
@@ -92,29 +91,29 @@ def test_match_settle_and_list(db_url: str) -> None:
         used = store.list_messages(s, status=InboxStatus.USED)
         assert [(m.id, m.matched_e164, m.code) for m in used] == [(good, A, "4821")]
         assert "4821" not in repr(used[0])  # codes stay out of reprs
-        assert match_rows(s, ACCOUNT, live) == []
+        assert match_rows(s, ACCOUNT, NOW) == []
 
 
 def test_newest_message_wins_and_refused_code_falls_back(db_url: str) -> None:
     engine = make_engine(db_url)
-    live = {A: LiveVerification(A, "uuid-a", NOW - timedelta(minutes=1))}
     with session(engine) as s:
+        add_number(s, A, verification_uuid="uuid-a", initiated_at=NOW - timedelta(minutes=1))
         older = store.insert_message(s, msg("older", text="code 1111"))[0]
         row = store.get_row(s, older)
         row.received_at = NOW - timedelta(seconds=20)
         newer = store.insert_message(s, msg("newer", text="code 2222"))[0]
-        assert [m.message_id for m in match_rows(s, ACCOUNT, live)] == [newer]
+        assert [m.message_id for m in match_rows(s, ACCOUNT, NOW)] == [newer]
         store.mark_rejected(s, newer, "invalid otp")
-        assert [(m.message_id, m.code) for m in match_rows(s, ACCOUNT, live)] == [(older, "1111")]
+        assert [(m.message_id, m.code) for m in match_rows(s, ACCOUNT, NOW)] == [(older, "1111")]
         assert store.get_message(s, newer).note == "code refused: invalid otp"
 
 
 def test_assign_settles_a_message_for_a_person(db_url: str) -> None:
     engine = make_engine(db_url)
-    live = {B: LiveVerification(B, "uuid-b", NOW - timedelta(minutes=1))}
     with session(engine) as s:
+        add_number(s, B, verification_uuid="uuid-b", initiated_at=NOW - timedelta(minutes=1))
         mid = store.insert_message(s, msg("x", text="1111 or 2222", sender="14155559999"))[0]
-        assert match_rows(s, ACCOUNT, live) == []
+        assert match_rows(s, ACCOUNT, NOW) == []
         assert store.get_message(s, mid).status == "unmatched"  # From is nobody waiting
         with pytest.raises(AssignmentError, match="2 candidate codes"):
             store.assign(s, mid, B)
@@ -126,7 +125,7 @@ def test_assign_settles_a_message_for_a_person(db_url: str) -> None:
             store.assign(s, 999_999, B, code="2222")
         assigned = store.assign(s, mid, "(415) 555-0124", code="2222")
         assert (assigned.status, assigned.matched_e164) == ("new", B)
-        matches = match_rows(s, ACCOUNT, live)
+        matches = match_rows(s, ACCOUNT, NOW)
         assert [(m.e164, m.code, m.message_id) for m in matches] == [(B, "2222", mid)]
         store.mark_used(s, mid)
         with pytest.raises(AssignmentError, match="already used"):
@@ -135,8 +134,8 @@ def test_assign_settles_a_message_for_a_person(db_url: str) -> None:
 
 def test_typed_codes_match_like_messages(db_url: str) -> None:
     engine = make_engine(db_url)
-    live = {A: LiveVerification(A, "uuid-a", NOW - timedelta(minutes=1))}
     with session(engine) as s:
+        add_number(s, A, verification_uuid="uuid-a", initiated_at=NOW - timedelta(minutes=1))
         add_number(s, B, status=NumberStatus.INITIATING, verification_uuid=None)
         mid, created = submit_code(
             s, ACCOUNT, "+1 415 555 0123", " 4821 ", MessageSource.UI, "run:1"
@@ -145,7 +144,7 @@ def test_typed_codes_match_like_messages(db_url: str) -> None:
         waiting = submit_code(s, ACCOUNT, B, "5555")[0]  # B is still being initiated: it waits
         with pytest.raises(InvalidCodeError):
             submit_code(s, ACCOUNT, A, "12")
-        matches = match_rows(s, ACCOUNT, live)
+        matches = match_rows(s, ACCOUNT, NOW)
         assert [(m.e164, m.code, m.message_id) for m in matches] == [(A, "4821", mid)]
         assert store.get_message(s, waiting).status == "new"
         assert store.get_message(s, mid).source == "ui"

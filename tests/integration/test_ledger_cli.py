@@ -60,22 +60,28 @@ def test_status_counts_numbers_per_account_and_lists_runs(db_url: str) -> None:
             uow.commit()
     result = CliRunner().invoke(app, ["status", "--url", db_url])
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
-    mine = next(line for line in lines if ACCOUNT in line and "│" in line)
-    assert [c.strip() for c in mine.split("│")[1:-1]] == [
-        ACCOUNT,
-        "3",
-        "0",
-        "1",
-        "0",
-        "0",
-        "1",
-        "0",
-        "0",
-        "5",
-    ]
-    assert any("MAOTHER" in line for line in lines)
-    assert f"run {RUN} ({ACCOUNT})" in result.output and "verified=1" in result.output
+    lines = result.output.replace("┃", "│").splitlines()
+    header = next(line for line in lines if "│" in line and "status" in line)
+    columns = [c.strip() for c in header.split("│")[1:-1]]
+    mine = columns.index(ACCOUNT)
+    column = {
+        cells[0]: cells[mine]
+        for cells in ([c.strip() for c in line.split("│")[1:-1]] for line in lines)
+        if len(cells) == len(columns) and cells[0] != "status"
+    }
+    assert column == {
+        "queued": "3",
+        "initiating": "0",
+        "initiated": "1",
+        "completing": "0",
+        "verified": "0",
+        "already_verified": "1",
+        "expired": "0",
+        "failed": "0",
+        "total": "5",
+    }
+    assert "MAOTHER" in columns
+    assert f"{RUN[:8]}  {ACCOUNT}" in result.output and "verified 1" in result.output
     only = CliRunner().invoke(app, ["status", "--url", db_url, "--account", "MAOTHER"])
     assert "MAOTHER" in only.output and ACCOUNT not in only.output
 

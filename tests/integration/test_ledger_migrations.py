@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import multiprocessing
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -13,12 +16,15 @@ from alembic.runtime.migration import MigrationContext
 from callerid.ledger import Ledger, Number, open_ledger
 from callerid.ledger.migrate import downgrade, head_revision, upgrade
 from callerid.ledger.models import Base
+from tests.ledger_workers import open_fresh_ledgers
 
 TABLES = {
     "runs",
     "numbers",
     "events",
     "inbox_messages",
+    "run_numbers",
+    "run_counts",
     "notifications",
     "notified_numbers",
     "ledger_secrets",
@@ -133,3 +139,95 @@ def test_each_revision_steps_down_and_up_again(db_url: str) -> None:
         assert "ix_numbers_claim" not in _number_indexes(ledger)
         assert upgrade(ledger.engine) is True and ledger.revision() == head_revision()
         assert "ix_numbers_account_status" not in _number_indexes(ledger)
+
+
+def test_a_fresh_sqlite_file_another_opener_is_writing_is_waited_for(tmp_path: Path) -> None:
+    """A second opener meets the first one's write transaction on a file still in rollback mode
+    (as while the first switches it to WAL): SQLite fails the second one's switch to WAL at once,
+    without its busy handler. Opening must wait for the writer instead."""
+    path = tmp_path / "ledger.sqlite3"
+    holding, release = threading.Event(), threading.Event()
+
+    def write_a_while() -> None:
+        connection = sqlite3.connect(path, isolation_level=None)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("CREATE TABLE other_opener (x INTEGER)")
+            holding.set()
+            release.wait(30)
+            connection.execute("COMMIT")
+        finally:
+            connection.close()
+
+    writer = threading.Thread(target=write_a_while)
+    writer.start()
+    try:
+        assert holding.wait(30)
+        threading.Timer(0.5, release.set).start()
+        with open_ledger(f"sqlite:///{path}") as ledger:
+            assert ledger.revision() == head_revision()
+    finally:
+        release.set()
+        writer.join(30)
+
+
+def _open_together(urls: list[str], openers: int) -> list[str]:
+    """Threads with one engine each open every url of `urls` together; the errors they met."""
+    errors: list[str] = []
+    for url in urls:
+        barrier = threading.Barrier(openers)
+
+        def open_one(url: str = url, barrier: threading.Barrier = barrier) -> None:
+            try:
+                barrier.wait(30)
+                with open_ledger(url) as ledger, ledger.unit_of_work() as uow:
+                    uow.numbers.by_status("nobody")
+            except Exception as exc:  # reported below
+                errors.append(repr(exc))
+
+        threads = [threading.Thread(target=open_one) for _ in range(openers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+    return errors
+
+
+def test_many_openers_of_fresh_sqlite_files_never_meet_a_locked_database(tmp_path: Path) -> None:
+    """Hammer the start of a flow and a receiver on a new SQLite ledger: six threads open each of
+    20 fresh files at once. Two openers switching a fresh file to WAL together deadlock inside
+    SQLite, which fails one at once with "database is locked" whatever the busy timeout."""
+    urls = [f"sqlite:///{tmp_path / f'fresh-{i}.sqlite3'}" for i in range(20)]
+    assert _open_together(urls, 6) == []
+    for url in urls:
+        with open_ledger(url, migrate=False) as ledger, ledger.engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("SELECT count(*) FROM alembic_version").scalar() == 1
+
+
+def test_processes_opening_fresh_sqlite_files_together_never_meet_a_locked_database(
+    tmp_path: Path,
+) -> None:
+    """The same between processes (one spawn each, then 6 fresh files opened together)."""
+    context = multiprocessing.get_context("spawn")
+    workers_count = 4
+    urls = [f"sqlite:///{tmp_path / f'fresh-{i}.sqlite3'}" for i in range(6)]
+    gate = context.Barrier(workers_count)
+    outs = [tmp_path / f"worker-{i}.json" for i in range(workers_count)]
+    workers = [
+        context.Process(target=open_fresh_ledgers, args=(urls, gate, str(out))) for out in outs
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        for worker in workers:
+            worker.join(300)
+    finally:
+        for worker in workers:
+            if worker.is_alive():
+                worker.kill()
+    assert [w.exitcode for w in workers] == [0] * workers_count
+    assert [json.loads(out.read_text()) for out in outs] == [[]] * workers_count
+    for url in urls:
+        with open_ledger(url, migrate=False) as ledger:
+            assert ledger.revision() == head_revision()

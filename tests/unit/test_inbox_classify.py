@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from callerid.inbox.matcher import ASSIGNED_NOTE, LiveVerification, classify
+from callerid.inbox.matcher import ASSIGNED_NOTE, STALE_TOLERANCE, LiveVerification, classify
 from callerid.ledger.models import InboxMessage, InboxStatus
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -44,7 +44,10 @@ def message(
         (message("Your code is 4821", sender="14155559999"), InboxStatus.UNMATCHED, None, "4821"),
         (message("Thanks, no code"), InboxStatus.UNMATCHED, A, None),
         (message("4821 or 9999"), InboxStatus.AMBIGUOUS, A, None),
-        (message("code 4821", at=T0 - timedelta(seconds=1)), InboxStatus.STALE, A, "4821"),
+        (message("code 4821", at=T0 - timedelta(seconds=6)), InboxStatus.STALE, A, "4821"),
+        # stamped in whole seconds, or by a clock a little behind ours: within the tolerance
+        (message("code 4821", at=T0 - timedelta(seconds=1)), InboxStatus.NEW, A, "4821"),
+        (message("code 4821", at=T0 - STALE_TOLERANCE), InboxStatus.NEW, A, "4821"),
         # naive timestamps (SQLite gives them back so) are UTC
         (message("code 4821", at=datetime(2026, 1, 1, 12, 0, 5)), InboxStatus.NEW, A, "4821"),
     ],
@@ -61,8 +64,28 @@ def test_classify(
 def test_a_number_being_initiated_waits_instead_of_unmatched() -> None:
     msg = message("code 4821", sender="14155559999")
     assert classify(msg, LIVE).status is InboxStatus.UNMATCHED
-    waiting = classify(msg, LIVE, passing=frozenset({"+14155559999"}))
+    waiting = classify(msg, LIVE, waiting=frozenset({"+14155559999"}))
     assert (waiting.status, waiting.e164) == (InboxStatus.NEW, None)
+
+
+def test_a_sender_not_live_yet_waits_even_when_to_names_a_live_number() -> None:
+    # From is the account's number still being initiated; To happens to be another live number.
+    msg = message("code 4821", sender="14155559999", to=B.lstrip("+"))
+    outcome = classify(msg, LIVE, waiting=frozenset({"+14155559999"}))
+    assert (outcome.status, outcome.e164, outcome.code) == (InboxStatus.NEW, None, None)
+
+
+def test_a_code_of_an_earlier_verification_is_stale_even_within_the_tolerance() -> None:
+    msg = message("code 4821", at=T0 - timedelta(seconds=1))
+    outcome = classify(msg, LIVE, earlier_codes={A: frozenset({"4821"})})
+    assert (outcome.status, outcome.e164) == (InboxStatus.STALE, A)
+    assert outcome.note == "carries the code of an earlier verification"
+    fresh = classify(
+        message("code 5555", at=T0 - timedelta(seconds=1)),
+        LIVE,
+        earlier_codes={A: frozenset({"4821"})},
+    )
+    assert fresh.status is InboxStatus.NEW
 
 
 def test_assigned_by_a_person_wins_over_the_text() -> None:
@@ -71,3 +94,17 @@ def test_assigned_by_a_person_wins_over_the_text() -> None:
     assert (outcome.status, outcome.e164, outcome.code) == (InboxStatus.NEW, B, "2222")
     gone = classify(msg, {A: LIVE[A]})
     assert gone.status is InboxStatus.UNMATCHED
+
+
+def test_a_code_for_a_number_verified_in_its_window_is_used_not_unmatched() -> None:
+    """A killed run submitted it (the account lists the number) but never marked it used."""
+    msg = message("code 4821", sender="14155559999")
+    window = {"+14155559999": (T0, T0 + timedelta(minutes=15))}
+    outcome = classify(msg, LIVE, verified=window)
+    assert (outcome.status, outcome.e164, outcome.code) == (
+        InboxStatus.USED,
+        "+14155559999",
+        "4821",
+    )
+    later = message("code 4821", sender="14155559999", at=T0 + timedelta(minutes=16))
+    assert classify(later, LIVE, verified=window).status is InboxStatus.UNMATCHED

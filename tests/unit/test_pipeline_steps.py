@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from callerid.clock import SystemClock
 from callerid.inbox.models import MatchedCode
 from callerid.ledger.models import NumberStatus as S
 from callerid.pipeline.ledger_ops import Target
@@ -19,6 +20,7 @@ from callerid.plivo import (
     Initiation,
     InvalidOtpError,
     NotFoundError,
+    NotSentError,
     OtpAttemptsExceededError,
     OutcomeUnknownError,
     PlivoConnectionError,
@@ -59,8 +61,9 @@ class FakeClient:
 
 
 def _initiate(client: FakeClient) -> Any:
-    pipeline = SimpleNamespace(client=client)
-    return asyncio.run(_initiate_one(pipeline, Target(NUMBER, None, "sms", None, 0)))  # type: ignore[arg-type]
+    pipeline = SimpleNamespace(client=client, clock=SystemClock())
+    target = Target(NUMBER, None, "sms", None, 0)
+    return asyncio.run(_initiate_one(pipeline, target, send_by=float("inf")))  # type: ignore[arg-type]
 
 
 def _complete(client: FakeClient) -> Any:
@@ -77,6 +80,7 @@ def _complete(client: FakeClient) -> Any:
         (RateLimitedError("429"), False, S.QUEUED),
         (ServerError("503"), False, S.QUEUED),
         (PlivoConnectionError("refused"), False, S.QUEUED),
+        (NotSentError("past its send deadline"), False, S.QUEUED),  # nothing went out
         (AlreadyVerifiedError("already"), False, S.ALREADY_VERIFIED),
         (RequestRejectedError("bad number"), True, S.ALREADY_VERIFIED),  # any 4xx: GET first
         (RequestRejectedError("bad number"), False, S.FAILED),

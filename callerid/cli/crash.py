@@ -1,0 +1,71 @@
+"""What the terminal shows when a command fails in a way it did not plan for: one line, and the
+path of a log file under the output folder that holds the traceback. `--debug` shows the
+traceback on the terminal instead (and Prefect's own error logs with it, for `callerid run`)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import typer
+
+_state = {"debug": False}
+
+
+def set_debug(on: bool) -> None:
+    _state["debug"] = _state["debug"] or on
+
+
+def debugging() -> bool:
+    return _state["debug"]
+
+
+def one_line(exc: BaseException) -> str:
+    """`ExcType: message` on one line, cut to a terminal's width or so."""
+    text = " ".join(str(exc).split()) or "(no message)"
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return f"{type(exc).__name__}: {text}"
+
+
+def log_folder() -> Path:
+    """`<output folder>/logs` (the output folder as the settings say, `out` if they cannot)."""
+    try:
+        from callerid.settings import load_settings
+
+        output = load_settings().output_dir
+    except Exception:  # the settings themselves may be what is broken
+        output = Path(os.environ.get("CALLERID_OUTPUT_DIR") or "out")
+    return output / "logs"
+
+
+def write_traceback(exc: BaseException, path: Path | None = None) -> Path:
+    """Append `exc`'s traceback to `path` (default: a new file in `log_folder()`)."""
+    if path is None:
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        path = log_folder() / f"callerid-{stamp}-{os.getpid()}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(f"{datetime.now(UTC).isoformat(timespec='seconds')} callerid {sys.argv[1:]}\n")
+        fh.write("".join(traceback.format_exception(exc)))
+    return path
+
+
+def run_app(app: typer.Typer) -> None:
+    """Run the CLI; an uncaught exception becomes one line and a log file (exit 1)."""
+    try:
+        app()
+    except Exception as exc:
+        if debugging():
+            raise
+        try:
+            where = f"details in {write_traceback(exc).resolve()}"
+        except OSError as log_error:
+            where = f"(no log file: {log_error.strerror}; rerun with --debug for details)"
+        print(f"error: {one_line(exc)}\n  {where}", file=sys.stderr)
+        sys.exit(1)

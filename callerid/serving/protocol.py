@@ -1,0 +1,200 @@
+"""uvicorn's h11 protocol with deadlines and a connection cap: no client can starve the rest.
+
+uvicorn alone times nothing until a first response is sent: a connection that sends nothing, or
+trickles its headers or body a byte at a time, stays open forever, and enough of them exhaust the
+descriptors (every genuine request then fails). Here each connection follows its request's phase:
+
+- HEADERS (from the connection, or from the end of the previous response): closed after
+  `header_timeout_s` without complete headers, whatever trickles in meanwhile;
+- BODY (headers in, body still coming): closed after `body_timeout_s` from the headers;
+- DRAIN (the app answered before the body ended, e.g. 413): at most `drain_bytes` more are read
+  on, within the same body deadline, then the connection is closed; a huge body is never read;
+- BUSY (request complete, the app is answering): not timed here.
+
+Connections in HEADERS, BODY or DRAIN are "waiting". When a new connection would pass the cap, the
+connection that has waited longest is closed (the new one itself when every other one is busy):
+a flood of idle or trickling clients only ever displaces itself, while a genuine request, which
+sends its headers and body at once, is answered. uvicorn's `limit_concurrency` is not used: it
+answers 503 to every request once idle connections fill it, which is the starvation itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from enum import Enum
+from typing import Any
+
+import h11
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.server import ServerState
+
+from callerid.serving.limits import ServerLimits
+
+log = logging.getLogger(__name__)
+
+
+class Phase(Enum):
+    HEADERS = "headers"
+    BODY = "body"
+    DRAIN = "drain"
+    BUSY = "busy"
+
+
+class ConnectionGuard:
+    """The open connections of one server, and the waiting ones oldest first."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.open = 0
+        self.evicted = 0
+        self.timed_out = 0
+        self._admitted: set[GuardedH11Protocol] = set()
+        self._waiting: dict[GuardedH11Protocol, None] = {}  # insertion order = age
+
+    def admit(self, connection: GuardedH11Protocol) -> None:
+        """A new connection (waiting for its headers); closes the oldest waiting past the cap."""
+        self._admitted.add(connection)
+        self._waiting[connection] = None
+        self.open += 1
+        while self.open > self.cap:
+            oldest = next(iter(self._waiting), connection)
+            log.warning("%d connections open: closed the one waiting longest", self.cap)
+            self.evicted += 1
+            oldest.close("connection cap reached")
+
+    def waiting(self, connection: GuardedH11Protocol) -> None:
+        if connection in self._admitted:
+            self._waiting.setdefault(connection, None)  # keeps its age through HEADERS -> BODY
+
+    def busy(self, connection: GuardedH11Protocol) -> None:
+        self._waiting.pop(connection, None)
+
+    def release(self, connection: GuardedH11Protocol) -> None:
+        if connection in self._admitted:
+            self._admitted.discard(connection)
+            self._waiting.pop(connection, None)
+            self.open -= 1
+
+
+class GuardedConfig(uvicorn.Config):
+    """uvicorn's Config plus our limits and the server's connection guard."""
+
+    def __init__(self, app: Any, limits: ServerLimits, cap: int) -> None:
+        super().__init__(
+            app,
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            ws="none",
+            http=GuardedH11Protocol,
+            timeout_graceful_shutdown=1,
+            timeout_keep_alive=limits.keep_alive_s,
+            h11_max_incomplete_event_size=limits.max_header_bytes,
+            backlog=limits.backlog,
+        )
+        self.limits = limits
+        self.guard = ConnectionGuard(cap)
+
+
+class GuardedH11Protocol(H11Protocol):
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        if not isinstance(config, GuardedConfig):
+            raise TypeError("GuardedH11Protocol needs a GuardedConfig")
+        self.limits = config.limits
+        self.guard = config.guard
+        self.phase: Phase | None = None
+        self._deadline: asyncio.TimerHandle | None = None
+        self._drain_left = 0
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._enter(Phase.HEADERS)
+        self.guard.admit(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_deadline()
+        self.guard.release(self)
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.phase is Phase.DRAIN:
+            self._drain_left -= len(data)
+            if self._drain_left < 0:
+                self.close("request body left unread after the answer")
+                return
+        super().data_received(data)
+        self._follow()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._follow()
+
+    # phases
+
+    def close(self, reason: str) -> None:
+        log.debug("closing connection from %s: %s", self.client, reason)
+        self._cancel_deadline()
+        self.guard.release(self)
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.disconnected = True  # the app, if reading the body, sees a disconnect
+            self.cycle.message_event.set()
+        self.transport.close()
+
+    def _follow(self) -> None:
+        if self.transport.is_closing():
+            return
+        state = self.conn.their_state
+        answered = self.cycle is None or self.cycle.response_complete
+        if state is h11.SEND_BODY:
+            self._enter(Phase.DRAIN if answered else Phase.BODY)
+        elif state is h11.IDLE and answered:
+            self._enter(Phase.HEADERS)
+        else:
+            self._enter(Phase.BUSY)
+
+    def _enter(self, phase: Phase) -> None:
+        if phase is self.phase:
+            return
+        previous, self.phase = self.phase, phase
+        if phase is Phase.BUSY:
+            self._cancel_deadline()
+            self.guard.busy(self)
+            return
+        self.guard.waiting(self)
+        if phase is Phase.HEADERS:
+            self._arm(self.limits.header_timeout_s)
+        elif phase is Phase.BODY:
+            self._arm(self.limits.body_timeout_s)
+        else:
+            self._drain_left = self.limits.drain_bytes
+            if previous is not Phase.BODY:  # else the body deadline keeps running
+                self._arm(self.limits.body_timeout_s)
+
+    def _arm(self, seconds: float) -> None:
+        self._cancel_deadline()
+        self._deadline = self.loop.call_later(seconds, self._expired)
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        self.guard.timed_out += 1
+        what = "headers" if self.phase is Phase.HEADERS else "body"
+        self.close(f"request {what} not received in time")

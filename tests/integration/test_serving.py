@@ -1,0 +1,189 @@
+"""The shared server runner over real sockets: clients that send nothing, or trickle their headers
+or body, are cut off; at the connection cap the longest-waiting connection makes room; an early
+answer does not read a huge body to its end; genuine requests keep working throughout.
+
+Deadlines are short here (0.5 s) so that the tests are quick; every wait below is a liveness
+bound (10 s), far above them, never a measurement."""
+
+from __future__ import annotations
+
+import resource
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from callerid.serving import ServerLimits, ThreadedUvicorn
+
+LIVENESS_S = 10.0
+SHORT = ServerLimits(header_timeout_s=0.5, body_timeout_s=0.5, keep_alive_s=5)
+
+
+async def ok(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+async def echo(request: Request) -> Response:
+    return PlainTextResponse(str(len(await request.body())))
+
+
+async def answer_unread(request: Request) -> Response:
+    return PlainTextResponse("not reading that", status_code=413)
+
+
+APP = Starlette(
+    routes=[
+        Route("/ok", ok),
+        Route("/echo", echo, methods=["POST"]),
+        Route("/unread", answer_unread, methods=["POST"]),
+    ]
+)
+
+
+@pytest.fixture
+def server() -> Iterator[ThreadedUvicorn]:
+    with ThreadedUvicorn(APP, limits=SHORT) as running:
+        yield running
+
+
+def connect(server: ThreadedUvicorn) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", server.port), timeout=LIVENESS_S)
+
+
+def closed_by_server(sock: socket.socket, trickle: bytes = b"", every_s: float = 0.05) -> bool:
+    """Send `trickle` a byte at a time (or nothing) until the server closes: True, or the
+    liveness bound passes: False. Whatever the server answered before closing is read and
+    dropped."""
+    deadline = time.monotonic() + LIVENESS_S
+    position = 0
+    while time.monotonic() < deadline:
+        if position < len(trickle):
+            try:
+                sock.send(trickle[position : position + 1])
+            except (BrokenPipeError, ConnectionResetError):
+                return True
+            position += 1
+        readable, _, _ = select.select([sock], [], [], every_s)
+        if readable:
+            try:
+                if not sock.recv(65536):
+                    return True
+            except ConnectionResetError:
+                return True
+    return False
+
+
+def test_a_connection_that_sends_nothing_is_closed(server: ThreadedUvicorn) -> None:
+    with connect(server) as idle:
+        assert closed_by_server(idle)
+    assert server.guard.timed_out >= 1
+
+
+def test_headers_trickled_a_byte_at_a_time_are_cut_off(server: ThreadedUvicorn) -> None:
+    request = b"GET /ok HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 10_000
+    with connect(server) as slow:
+        assert closed_by_server(slow, trickle=request)
+
+
+def test_a_body_trickled_a_byte_at_a_time_is_cut_off(server: ThreadedUvicorn) -> None:
+    head = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10000\r\n\r\n"
+    with connect(server) as slow:
+        slow.sendall(head)
+        assert closed_by_server(slow, trickle=b"a" * 10_000)
+
+
+def test_genuine_requests_and_keep_alive_still_work(server: ThreadedUvicorn) -> None:
+    with httpx.Client(base_url=server.url, timeout=LIVENESS_S) as client:
+        for _ in range(3):
+            assert client.get("/ok").text == "ok"
+            assert client.post("/echo", content=b"x" * 50_000).text == "50000"
+            time.sleep(0.1)  # idle well inside the header deadline: the connection is reused
+    assert server.guard.timed_out == 0 and server.guard.evicted == 0
+
+
+def test_at_the_cap_the_longest_waiting_connection_makes_room() -> None:
+    limits = ServerLimits(header_timeout_s=60, body_timeout_s=60, max_connections=4)
+    with ThreadedUvicorn(APP, limits=limits) as server:
+        assert server.max_connections == 4
+        idle = [connect(server) for _ in range(10)]
+        try:
+            for _ in range(5):  # each genuine request displaces an idle client, never itself
+                assert httpx.get(server.url + "/ok", timeout=LIVENESS_S).text == "ok"
+            assert all(closed_by_server(sock) for sock in idle[:6])  # the oldest went first
+            assert server.guard.evicted >= 6
+            assert server.guard.open <= 4
+        finally:
+            for sock in idle:
+                sock.close()
+
+
+def send_huge_chunked_body(
+    sock: socket.socket, path: bytes, sent: list[int], form: bool = False
+) -> None:
+    """100 MB, chunked; stops at the first error (the server closed). `sent[0]`: bytes sent."""
+    kind = b"Content-Type: application/x-www-form-urlencoded\r\n" if form else b""
+    sock.sendall(
+        b"POST %s HTTP/1.1\r\nHost: x\r\n%sTransfer-Encoding: chunked\r\n\r\n" % (path, kind)
+    )
+    chunk = b"%x\r\n%s\r\n" % (64 * 1024, b"a" * 64 * 1024)
+    try:
+        while sent[0] < 100 * 1024 * 1024:
+            sock.sendall(chunk)
+            sent[0] += len(chunk)
+    except OSError:  # reset or broken pipe: the server closed
+        return
+
+
+def answer_then_eof(sock: socket.socket) -> bytes:
+    received = b""
+    sock.settimeout(LIVENESS_S)
+    try:
+        while data := sock.recv(65536):
+            received += data
+    except ConnectionResetError:
+        pass
+    return received
+
+
+def test_an_early_answer_does_not_read_a_huge_body(server: ThreadedUvicorn) -> None:
+    """The app answers without reading; the server reads at most `drain_bytes` on, then closes
+    (before: it read and dropped all 100 MB, then kept the connection)."""
+    sent = [0]
+    with connect(server) as sock:
+        sender = threading.Thread(target=send_huge_chunked_body, args=(sock, b"/unread", sent))
+        sender.start()
+        answer_then_eof(sock)
+        sender.join(LIVENESS_S)
+        assert not sender.is_alive()
+    assert sent[0] < 50 * 1024 * 1024
+
+
+def test_the_soft_descriptor_limit_is_raised_to_the_hard_one() -> None:
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    assert hard > 512, "this test needs a hard RLIMIT_NOFILE above 512"
+    script = (
+        "import resource; from callerid.serving import ThreadedUvicorn;"
+        "server = ThreadedUvicorn(None); server.stop();"
+        "print(*resource.getrlimit(resource.RLIMIT_NOFILE), server.max_connections)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)),
+    )
+    new_soft, new_hard, cap = map(int, result.stdout.split())
+    assert (new_soft, new_hard) == (hard, hard)
+    assert cap < new_soft // 2

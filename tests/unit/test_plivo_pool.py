@@ -1,0 +1,68 @@
+"""The client's connection pool is sized from what its limiter lets be in flight, with a cap
+(issue 14: sized from the rate, an unthrottled limiter meant a pool of 20,000 connections)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from callerid.plivo import PlivoClient, RateLimiter
+from callerid.plivo._transport import POOL_MAX, POOL_MIN, Transport, pool_limits
+from callerid.plivo.retry import RetryPolicy
+
+
+@pytest.mark.parametrize(
+    ("max_requests", "period_s", "size"),
+    [
+        (10, 5.0, POOL_MIN),  # 1 burst + 1 per half second: the floor
+        (60, 5.0, 3 + 6),  # burst 3, 11.8/s for half a second
+        (300, 5.0, POOL_MAX),  # burst 15 + 30: capped
+        (100_000, 5.0, POOL_MAX),  # unthrottled: capped, not 20,000
+    ],
+)
+def test_the_pool_follows_the_limiters_concurrency(
+    max_requests: int, period_s: float, size: int
+) -> None:
+    limits = pool_limits(RateLimiter(max_requests, period_s))
+    assert limits.max_connections == limits.max_keepalive_connections == size
+
+
+def test_a_client_uses_that_pool() -> None:
+    async def pool_size() -> int:
+        limiter = RateLimiter(100_000, 5.0)
+        async with PlivoClient(
+            "MAXXXXXXXXXXXXXXXXXX", "t", "http://127.0.0.1:9", limiter=limiter
+        ) as c:
+            pool = c._transport._http._transport._pool  # type: ignore[attr-defined]
+            return int(pool._max_connections)
+
+    assert asyncio.run(pool_size()) == POOL_MAX
+
+
+def test_requests_beyond_the_pool_wait_outside_it() -> None:
+    """httpcore rescans every request queued in its pool on each pool event; the transport lets
+    in only as many requests as the pool has connections."""
+    inside = 0
+    most = 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal inside, most
+        inside += 1
+        most = max(most, inside)
+        await asyncio.sleep(0.01)
+        inside -= 1
+        return httpx.Response(200, json={})
+
+    async def burst() -> None:
+        limiter = RateLimiter(100_000, 5.0)
+        http = httpx.AsyncClient(
+            base_url="http://plivo.test", transport=httpx.MockTransport(handler)
+        )
+        transport = Transport(http, limiter, RetryPolicy())
+        await asyncio.gather(*(transport.send("GET", f"/n/{i}") for i in range(200)))
+        await transport.aclose()
+
+    asyncio.run(burst())
+    assert most == POOL_MAX
