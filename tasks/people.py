@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from prefect.blocks.abstract import NotificationBlock
+from prefect.blocks.core import Block
 
 from callerid.people import PeopleLane, SmtpMailer, SmtpSettings, WaveReport, parse_smtp_url
 from callerid.people.mail import DEFAULT_FROM, ENV_URL
@@ -67,7 +67,7 @@ async def notify(block_name: str | None, body: str, subject: str) -> bool:
     if not block_name:
         return False
     try:
-        block: Any = await NotificationBlock.aload(block_name)
+        block: Any = await Block.aload(block_name)
         await block.anotify(body, subject=subject)
     except Exception as exc:
         log.warning("could not notify through %s: %s: %s", block_name, type(exc).__name__, exc)
@@ -273,7 +273,9 @@ async def ensure_failure_automation(block_name: str) -> str:
     from prefect.events.actions import SendNotification
     from prefect.events.schemas.automations import EventTrigger, Posture
 
-    block: Any = await NotificationBlock.aload(block_name)
+    block: Any = await Block.aload(block_name)
+    if not hasattr(block, "anotify"):
+        raise ValueError(f"{block_name} is not a notification block")
     block_id = block._block_document_id
     async with get_client() as client:
         for existing in await client.read_automations_by_name(FAILURE_AUTOMATION):

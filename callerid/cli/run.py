@@ -268,6 +268,16 @@ def run_command(
     dry_run: Annotated[bool, typer.Option(help="Print the plan; send nothing.")] = False,
     ask_person: Annotated[bool, typer.Option(help="Ask for codes in the UI.")] = False,
     reply_delay: Annotated[float, typer.Option(help="Sandbox: seconds to reply.")] = 1.0,
+    smtp_block: Annotated[
+        str | None,
+        typer.Option(help="prefect-email block for owners' mail (or CALLERID_SMTP_URL)."),
+    ] = None,
+    notify: Annotated[
+        str | None, typer.Option(help="Prefect notification block (slug/name) told about waves.")
+    ] = None,
+    public_url: Annotated[
+        str | None, typer.Option(help="Base URL of the code page in owners' links.")
+    ] = None,
     debug: Annotated[
         bool, typer.Option("--debug", help="Tracebacks and Prefect's errors on the terminal.")
     ] = False,
