@@ -25,6 +25,10 @@ class Settings(BaseSettings):
 
     rate_limit_requests: int = Field(default=300, alias="CALLERID_RATE_LIMIT_REQUESTS")
     rate_limit_period_s: float = Field(default=5.0, alias="CALLERID_RATE_LIMIT_PERIOD_S")
+    # A 429 means "wait": a request meeting 429s is retried until this long after its first try.
+    rate_limited_deadline_s: float = Field(
+        default=300.0, ge=0, alias="CALLERID_RATE_LIMITED_DEADLINE_S"
+    )
 
     @property
     def uses_sandbox(self) -> bool:

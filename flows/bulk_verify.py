@@ -38,13 +38,14 @@ from prefect.utilities.urls import url_for
 from callerid.ingest import IngestResult
 from callerid.pipeline import PipelineOptions, RunPaths, ledger_ops
 from callerid.pipeline.environment import open_run
+from callerid.pipeline.finish import RunIncompleteError, forget_spent_codes
 from callerid.pipeline.plain import ProgressWriter
-from callerid.pipeline.runner import Work, drive
+from callerid.pipeline.runner import StepFailures, Work, drive
 from callerid.pipeline.session import Pipeline, StepResult
 from callerid.pipeline.steps import decision_time
 from tasks.account import account_limiter, account_settings
 from tasks.ingest import ingest_task
-from tasks.people import notify_end, start_people, write_people_report
+from tasks.people import PeopleGlue, notify_end, start_people, write_people_report
 from tasks.report import ProgressArtifact, publish_plan, report_task
 from tasks.verify import (
     complete_task,
@@ -107,7 +108,9 @@ class PrefectLoopOps:
         return await complete_task(self.pipeline)
 
     async def expire(self) -> StepResult:
-        return await expire_task(self.pipeline)
+        done = await expire_task(self.pipeline)
+        await asyncio.to_thread(forget_spent_codes, self.pipeline)  # windows just ended
+        return done
 
     async def initiate(self, limit: int) -> StepResult:
         return await initiate_task(self.pipeline, limit)
@@ -199,7 +202,7 @@ class PrefectLoopOps:
 async def bulk_verify(
     csv_path: str,
     default_region: str = "US",
-    channel: Literal["sms", "call"] = "sms",
+    channel: Literal["sms", "call", "auto"] = "auto",
     subaccount: str | None = None,
     max_attempts: int = 2,
     max_in_flight: int = 300,
@@ -216,6 +219,8 @@ async def bulk_verify(
     notify: str | None = None,
     public_url: str | None = None,
     ask_person_after_s: float = ASK_PERSON_AFTER.total_seconds(),
+    sheet: str | None = None,
+    owner: str | None = None,
 ) -> dict[str, Any]:
     """Verify every number of `csv_path`; return the run's counts and report paths.
 
@@ -240,6 +245,8 @@ async def bulk_verify(
         channel=channel,
         subaccount=subaccount,
         encoding=encoding,
+        sheet=sheet,
+        owner=owner,
         max_attempts=max_attempts,
         max_in_flight=max_in_flight,
         batch_size=batch_size,
@@ -256,6 +263,8 @@ async def bulk_verify(
         encoding=encoding,
         default_channel=channel,
         default_subaccount=subaccount,
+        sheet=sheet,
+        default_owner=owner,
     )
     await name_flow_run(
         csv_path, len(ingest.accepted), RunPaths.for_run(settings.output_dir, run_id)
@@ -283,34 +292,41 @@ async def bulk_verify(
                 "plan": plan.as_dict(),
                 "plan_lines": plan.lines(),
             }
-        await register_task(pipeline, ingest)
-        people = await start_people(
-            pipeline,
-            ingest.accepted,
-            smtp_block=smtp_block,
-            notify_block=notify,
-            public_url=public_url,
-            ask_after=timedelta(seconds=ask_person_after_s),
-            logger=logger,
-        )
-        await sync_listed_task(pipeline)
-        await recover_task(pipeline)
-        ops = PrefectLoopOps(pipeline, ask_person=ask_person)
-        try:
-            await drive(ops, options)
-        finally:
-            await ops.close()
-            if people is not None:
-                await people.stop()
-        await confirm_task(pipeline)
-        ops.log_rate_limited()
+        # Each step fails alone (after its own retries): the reports and the summary artifact are
+        # written whatever failed, and the ledger keeps every number's state for the next run.
+        failed = StepFailures()
+        people: PeopleGlue | None = None
+        if await failed.contain("register", lambda: register_task(pipeline, ingest)) is not None:
+            people = await start_people(
+                pipeline,
+                ingest.accepted,
+                smtp_block=smtp_block,
+                notify_block=notify,
+                public_url=public_url,
+                ask_after=timedelta(seconds=ask_person_after_s),
+                logger=logger,
+            )
+            await failed.contain("list the account", lambda: sync_listed_task(pipeline))
+            await failed.contain("recover", lambda: recover_task(pipeline))
+            ops = PrefectLoopOps(pipeline, ask_person=ask_person)
+
+            async def verify() -> Work:
+                try:
+                    return await drive(ops, options)
+                finally:
+                    await ops.close()
+                    if people is not None:
+                        await people.stop()
+
+            await failed.contain("verify", verify)
+            await failed.contain("confirm", lambda: confirm_task(pipeline))
+            ops.log_rate_limited()
         elapsed_s = time.monotonic() - started
-        result = await report_task(pipeline, ingest, elapsed_s)
+        result = await report_task(pipeline, ingest, elapsed_s, incomplete=failed.reasons)
         outcome = {**result.as_dict(), "elapsed_s": round(elapsed_s, 1)}
         if people is not None:
             outcome["people"] = await asyncio.to_thread(write_people_report, pipeline)
             await people.linger()
-    logger.info("run %s finished in %.1f s: %s", run_id, elapsed_s, result.counts)
     if not ingest.accepted:
         logger.error(
             "no row could be verified: %d rejected (see %s)",
@@ -318,4 +334,8 @@ async def bulk_verify(
             result.rejects_csv,
         )
     await notify_end(notify, run_id, result.counts, outcome.get("people"))
+    if not result.complete:
+        logger.error("run %s is incomplete: %s", run_id, "; ".join(result.incomplete))
+        raise RunIncompleteError(run_id, result.incomplete, outcome)
+    logger.info("run %s finished in %.1f s: %s", run_id, elapsed_s, result.counts)
     return outcome

@@ -5,6 +5,9 @@ One pause per batch, inside this small subflow: a pause that times out fails its
 run as soon as every number has a code in the inbox (an SMS, a mailbox, a file, or
 `callerid otp submit`). What the person types lands in the inbox table as source `ui`; the
 caller's matcher and completer take it from there.
+
+Prefect keeps what the form sent as the run's input (`paused-<key>-response`): once read, it is
+deleted, so no code outlives its use on the Prefect server (issue 13).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_client, get_run_logger
+from prefect.exceptions import ObjectNotFound
 from prefect.flow_runs import apause_flow_run
 from prefect.input.run_input import run_input_subclass_from_type
 from prefect.runtime import flow_run
@@ -22,8 +26,25 @@ from prefect.runtime import flow_run
 from callerid.inbox.form import describe, otp_form_model, summary, typed_codes
 from tasks.inbox import InboxResumer, record_typed_codes_task, waiting_task
 
+# Keys Prefect stores a paused run's answer under (`keyset_from_paused_state`).
+_RESPONSE_SUFFIX = "-response"
 MIN_WAIT_S = 30
 DEFAULT_WAIT_S = 900  # the OTP window, when the ledger cannot say
+
+
+async def forget_answers(run_id: UUID) -> int:
+    """Delete every pause answer stored for `run_id` (the typed codes); returns how many."""
+    deleted = 0
+    async with get_client() as client:
+        inputs = await client.filter_flow_run_input(run_id, "paused-", 100, set())
+        for item in inputs:
+            if item.key.endswith(_RESPONSE_SUFFIX):
+                try:
+                    await client.delete_flow_run_input(run_id, item.key)
+                except ObjectNotFound:  # gone already
+                    continue
+                deleted += 1
+    return deleted
 
 
 @flow(name="collect-otps-from-person", log_prints=False)
@@ -60,6 +81,7 @@ async def collect_otps_from_person(
         )
     finally:
         resumer.stop()
+        await forget_answers(UUID(run_id))
     codes = typed_codes(answer) if answer is not None else {}
     if codes:
         logger.info("codes typed for %s", summary(codes))

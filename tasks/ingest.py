@@ -1,4 +1,5 @@
-"""Thin Prefect task over `callerid.ingest.ingest_csv`: read and check the CSV, log the summary.
+"""Thin Prefect task over `callerid.ingest.ingest_csv`: read and check the CSV or spreadsheet, log
+the summary.
 
 `retries=0`: reading a file again gives the same answer, and a bad file must fail loudly at once.
 `NO_CACHE`: the input is a path, and the file behind it may change between runs.
@@ -19,9 +20,11 @@ def ingest_task(
     *,
     default_region: str = "US",
     encoding: str | None = None,
-    default_channel: str = "sms",
+    default_channel: str = "auto",
     default_subaccount: str | None = None,
     workers: int = 1,
+    sheet: str | None = None,
+    default_owner: str | None = None,
 ) -> IngestResult:
     """Every row accepted or rejected with a reason; `IngestInputError` for an unusable file."""
     result = ingest_csv(
@@ -31,6 +34,8 @@ def ingest_task(
         default_channel=default_channel,
         default_subaccount=default_subaccount,
         workers=workers,
+        sheet=sheet,
+        default_owner=default_owner,
     )
     logger = get_run_logger()
     for line in summary_lines(result, max_warnings=5):

@@ -2,12 +2,15 @@
 
 Each task that talks to Plivo reads the credentials itself (environment, else the Secret block:
 they never travel as task parameters) and opens its own client on the account's shared limiter
-(the GCL-fed one under a Prefect server). Caching is off: every reconcile looks afresh.
+(the GCL-fed one under a Prefect server). With no credentials at all, the account is the embedded
+sandbox account (its state file under the output folder), served in the task's process. Caching
+is off: every reconcile looks afresh.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 from prefect import task
@@ -17,6 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from callerid.plivo import PlivoClient
 from callerid.reconcile import ledger_view
 from callerid.reconcile.compare import compare, plan
+from callerid.reconcile.connect import account_id, open_account
 from callerid.reconcile.desired import DesiredState, load_desired
 from callerid.reconcile.models import Action, ActionResult, Desired, Finding, Known, Listed, Scope
 from callerid.reconcile.report import ReconcileReport, attention_table, summary_markdown
@@ -35,25 +39,15 @@ ATTENTION_KEY = "reconcile-attention"
 
 
 def require_account(settings: Settings) -> str:
-    """The account's auth id; a clear error when the credentials are incomplete."""
-    if not settings.plivo_auth_id or not settings.plivo_auth_token:  # unset or empty
-        raise ValueError(
-            "reconcile needs an account: set PLIVO_AUTH_ID and PLIVO_AUTH_TOKEN (or store the "
-            "token with `callerid setup-prefect --store-token`); for a sandbox started with "
-            "`callerid sandbox serve`, also set PLIVO_API_URL"
-        )
-    return settings.plivo_auth_id
+    """The account's auth id: the configured one, or with no credentials at all the embedded
+    sandbox account (the one `callerid run` and the bulk-import deployment verify into)."""
+    return account_id(settings)
 
 
-def open_client(settings: Settings) -> PlivoClient:
-    account = require_account(settings)
-    assert settings.plivo_auth_token is not None  # require_account checked
-    return PlivoClient(
-        account,
-        settings.plivo_auth_token.get_secret_value(),
-        settings.plivo_api_url,
-        limiter=account_limiter(settings),
-    )
+def open_client(settings: Settings) -> AbstractAsyncContextManager[PlivoClient]:
+    """A client of the account on its shared limiter (the embedded sandbox's is in-process)."""
+    limiter = None if settings.uses_sandbox else account_limiter(settings)
+    return open_account(settings, limiter)
 
 
 @task(name="reconcile-load-ledger", cache_policy=NO_CACHE, persist_result=False)

@@ -7,10 +7,11 @@ and reasons go into them: never an OTP code or a token.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import (
     acreate_markdown_artifact,
     acreate_progress_artifact,
@@ -22,7 +23,7 @@ from prefect.cache_policies import NO_CACHE
 from callerid.ingest import IngestResult
 from callerid.pipeline import finish
 from callerid.pipeline.plan import Plan
-from callerid.pipeline.runner import Work
+from callerid.pipeline.runner import Work, describe_failure
 from callerid.pipeline.session import Pipeline
 
 # A table artifact is one API call and one page in the UI: past this many rows, the last row
@@ -36,18 +37,30 @@ PLAN_KEY = "bulk-verify-plan"
 
 @task(name="write-reports", cache_policy=NO_CACHE, retries=0, persist_result=False)
 async def report_task(
-    pipeline: Pipeline, ingest: IngestResult, elapsed_s: float
+    pipeline: Pipeline,
+    ingest: IngestResult,
+    elapsed_s: float,
+    incomplete: list[str] | None = None,
 ) -> finish.RunResult:
-    """results.csv + rejects.csv + summary.md, then the summary and failures artifacts."""
-    result = finish.write_reports(pipeline, ingest, elapsed_s=elapsed_s)
-    await acreate_markdown_artifact(
-        result.summary_markdown, key=SUMMARY_KEY, description="Run summary"
-    )
-    await acreate_table_artifact(
-        failures_table(result.failures, ingest, result.rejects_csv),
-        key=FAILURES_KEY,
-        description="Rows that were rejected and numbers that did not verify, and why",
-    )
+    """results.csv + rejects.csv + summary.md, then the summary and failures artifacts.
+
+    The files come first and do not depend on the Prefect API: an artifact that cannot be
+    created is logged, and the run is marked incomplete, but the reports stay written.
+    """
+    result = finish.write_reports(pipeline, ingest, elapsed_s=elapsed_s, incomplete=incomplete)
+    try:
+        await acreate_markdown_artifact(
+            result.summary_markdown, key=SUMMARY_KEY, description="Run summary"
+        )
+        await acreate_table_artifact(
+            failures_table(result.failures, ingest, result.rejects_csv),
+            key=FAILURES_KEY,
+            description="Rows that were rejected and numbers that did not verify, and why",
+        )
+    except Exception as exc:
+        reason = f"reports: artifacts not published ({describe_failure(exc)})"
+        get_run_logger().error("%s; the files are in %s", reason, pipeline.paths.root)
+        result = replace(result, incomplete=[*result.incomplete, reason])
     return result
 
 

@@ -15,6 +15,7 @@ from callerid.plivo import (
     RetryPolicy,
 )
 from callerid.sandbox import DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN, SandboxBackend, SandboxServer
+from callerid.sandbox.state import DEFAULT_SUBACCOUNTS
 
 NUMBER = "+14155550123"
 FAST_RETRIES = RetryPolicy(base_s=0.01, cap_s=0.05)
@@ -22,7 +23,10 @@ FAST_RETRIES = RetryPolicy(base_s=0.01, cap_s=0.05)
 
 @pytest.fixture(scope="module", name="server")
 def server_fixture() -> Iterator[SandboxServer]:
-    with SandboxServer(SandboxBackend(seed=7, rate=(100_000, 1.0)), reply_delay_s=3600) as running:
+    with SandboxServer(
+        SandboxBackend(seed=7, rate=(100_000, 1.0), subaccounts=DEFAULT_SUBACCOUNTS),
+        reply_delay_s=3600,
+    ) as running:
         yield running
 
 

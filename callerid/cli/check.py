@@ -22,8 +22,9 @@ def check(
         str | None, typer.Option(help="The file's encoding, when it is not detected right.")
     ] = None,
     channel: Annotated[
-        str, typer.Option(help="Channel for rows without one: sms or call.")
-    ] = "sms",
+        str,
+        typer.Option(help="Channel for rows without one: sms, call, or auto (fixed lines call)."),
+    ] = "auto",
     subaccount: Annotated[
         str | None, typer.Option(help="Subaccount auth id for rows without one.")
     ] = None,
@@ -37,6 +38,12 @@ def check(
         int, typer.Option(min=1, help="Processes for big files (20,000 rows and more).")
     ] = 1,
     max_warnings: Annotated[int, typer.Option(min=0, help="Warnings to print.")] = 20,
+    sheet: Annotated[
+        str | None, typer.Option(help="The spreadsheet's sheet to read (default: the first).")
+    ] = None,
+    owner: Annotated[
+        str | None, typer.Option(help="Owner email address for rows without one.")
+    ] = None,
 ) -> None:
     """Check a CSV as an import would read it; write accepted.csv and rejects.csv."""
     from callerid.ingest import IngestInputError, ingest_csv, summary_lines, write_reports
@@ -50,6 +57,8 @@ def check(
             default_channel=channel,
             default_subaccount=subaccount,
             workers=workers,
+            sheet=sheet,
+            default_owner=owner,
         )
     except IngestInputError as exc:  # a bad option (IngestOptionError) is one too
         typer.echo(f"error: {exc}", err=True)
@@ -58,7 +67,8 @@ def check(
     accepted_path, rejects_path = write_reports(result, folder)
     for line in summary_lines(result, max_warnings=max_warnings):
         typer.echo(line)
-    if result.encoding not in ("utf-8", "utf-8-sig", "utf-16", "utf-32") and encoding is None:
+    utf = ("utf-8", "utf-8-sig", "utf-16", "utf-32")
+    if result.sheet is None and result.encoding not in utf and encoding is None:
         typer.echo(
             f"note: the file is not UTF-8; it was read as {result.encoding}. If names look "
             "wrong in the reports, give the right encoding with --encoding."

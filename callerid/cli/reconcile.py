@@ -32,25 +32,26 @@ DesiredCsv = Annotated[
 ]
 
 
-def _require_account(settings: Settings) -> tuple[str, str]:
-    if not settings.plivo_auth_id or not settings.plivo_auth_token:  # unset or empty
-        console.print(
-            "[red]reconcile needs an account:[/red] set PLIVO_AUTH_ID and PLIVO_AUTH_TOKEN "
-            "(and PLIVO_API_URL for a sandbox started with `callerid sandbox serve`)"
-        )
-        raise typer.Exit(2)
-    return settings.plivo_auth_id, settings.plivo_auth_token.get_secret_value()
+def _require_account(settings: Settings) -> str:
+    """The account: the configured one, or (no credentials) the embedded sandbox account."""
+    from callerid.reconcile.connect import IncompleteCredentialsError, account_id
+
+    try:
+        return account_id(settings)
+    except IncompleteCredentialsError as exc:
+        console.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
 
 
 async def run_direct(settings: Settings, options: ReconcileOptions) -> ReconcileReport:
     import uuid
 
-    from callerid.plivo import PlivoClient, limiter_for
     from callerid.reconcile import ledger_view
+    from callerid.reconcile.connect import open_account
     from callerid.reconcile.desired import load_desired
     from callerid.reconcile.service import reconcile_account
 
-    account, token = _require_account(settings)
+    account = _require_account(settings)
     url = settings.resolved_database_url()
     desired = None
     if options.desired_csv:
@@ -61,8 +62,7 @@ async def run_direct(settings: Settings, options: ReconcileOptions) -> Reconcile
             prune=options.prune,
         ).entries
     known = ledger_view.load_known(url, account)
-    limiter = limiter_for(account, settings.rate_limit_requests, settings.rate_limit_period_s)
-    async with PlivoClient(account, token, settings.plivo_api_url, limiter=limiter) as client:
+    async with open_account(settings) as client:
         return await reconcile_account(
             client,
             options,

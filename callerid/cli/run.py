@@ -42,6 +42,8 @@ INGEST_NAMES = {
     "encoding": "encoding",
     "channel": "default_channel",
     "subaccount": "default_subaccount",
+    "sheet": "sheet",
+    "owner": "default_owner",
 }
 
 
@@ -152,8 +154,8 @@ def launch(options: dict[str, Any]) -> None:
 
     started = time.monotonic()
     prefect_run.prefect_env_defaults()  # before anything imports Prefect
-    if options["channel"] not in ("sms", "call"):
-        raise typer.BadParameter("channel must be 'sms' or 'call'", param_hint="--channel")
+    if options["channel"] not in ("sms", "call", "auto"):
+        raise typer.BadParameter("channel must be 'sms', 'call' or 'auto'", param_hint="--channel")
     settings = load_settings()
     if settings.missing_credential() and not os.environ.get("PREFECT_API_URL"):
         check_credentials(settings)  # exit 2 now: the input check can wait
@@ -259,7 +261,9 @@ def run_command(
         Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="The CSV.")
     ],
     region: Annotated[str, typer.Option(help="Region for numbers without +CC.")] = "US",
-    channel: Annotated[str, typer.Option(help="Default OTP channel: sms or call.")] = "sms",
+    channel: Annotated[
+        str, typer.Option(help="Default OTP channel: sms, call, or auto (fixed lines call).")
+    ] = "auto",
     subaccount: Annotated[str | None, typer.Option(help="Default subaccount.")] = None,
     max_attempts: Annotated[int, typer.Option(min=1, help="Initiations per number.")] = 2,
     max_in_flight: Annotated[int, typer.Option(min=1, help="Live verifications.")] = 300,
@@ -268,6 +272,8 @@ def run_command(
     dry_run: Annotated[bool, typer.Option(help="Print the plan; send nothing.")] = False,
     ask_person: Annotated[bool, typer.Option(help="Ask for codes in the UI.")] = False,
     reply_delay: Annotated[float, typer.Option(help="Sandbox: seconds to reply.")] = 1.0,
+    sheet: Annotated[str | None, typer.Option(help="Spreadsheet sheet to read.")] = None,
+    owner: Annotated[str | None, typer.Option(help="Owner email for rows without.")] = None,
     smtp_block: Annotated[
         str | None,
         typer.Option(help="prefect-email block for owners' mail (or CALLERID_SMTP_URL)."),

@@ -29,6 +29,14 @@ def parse_rate(text: str) -> tuple[int, float]:
     return limit, seconds
 
 
+def parse_subaccount(text: str) -> tuple[str, str]:
+    """`SA...=TOKEN` -> (auth id, token)."""
+    auth_id, sep, token = text.partition("=")
+    if not sep or not token or len(auth_id) != 20 or not auth_id.startswith("SA"):
+        raise typer.BadParameter("--subaccount must look like SA<18 characters>=TOKEN")
+    return auth_id, token
+
+
 @sandbox_app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -64,23 +72,56 @@ def serve(
     seed: Annotated[
         int | None, typer.Option(help="Seed for OTPs and UUIDs (repeatable runs).")
     ] = None,
+    subaccount: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Create a subaccount AUTH_ID=TOKEN (repeatable). None exist unless asked for.",
+            show_default=False,
+        ),
+    ] = None,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            "--state",
+            dir_okay=False,
+            help="Keep the account (caller IDs, subaccounts) in this file, shared with every "
+            "process using it; e.g. out/sandbox-account.json, the embedded default's account.",
+        ),
+    ] = None,
+    default_subaccounts: Annotated[
+        bool,
+        typer.Option(
+            "--default-subaccounts",
+            help="Create the two well-known sandbox subaccounts (public tokens).",
+        ),
+    ] = False,
 ) -> None:
     """Serve the sandbox until Ctrl-C."""
     from callerid.sandbox.backend import SandboxBackend
     from callerid.sandbox.server import SandboxServer
-    from callerid.sandbox.state import DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN
+    from callerid.sandbox.state import DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN, DEFAULT_SUBACCOUNTS
 
     auth_id = auth_id or DEFAULT_AUTH_ID
     auth_token = auth_token or DEFAULT_AUTH_TOKEN
     if len(auth_id) != 20 or auth_id[:2] not in ("MA", "SA"):
         raise typer.BadParameter("auth id must be MA or SA followed by 18 characters")
-    backend = SandboxBackend(
-        seed=seed,
-        otp_digits=otp_digits,
-        rate=parse_rate(rate),
-        auth_id=auth_id,
-        auth_token=auth_token,
-    )
+    subaccounts = dict(DEFAULT_SUBACCOUNTS) if default_subaccounts else {}
+    subaccounts.update(parse_subaccount(text) for text in subaccount or [])
+    from callerid.sandbox.persistence import StateFileError
+
+    try:
+        backend = SandboxBackend(
+            seed=seed,
+            otp_digits=otp_digits,
+            rate=parse_rate(rate),
+            auth_id=auth_id,
+            auth_token=auth_token,
+            subaccounts=subaccounts,
+            state_file=state,
+        )
+    except (StateFileError, OSError) as exc:
+        typer.echo(f"error: --state {state}: {exc}", err=True)
+        raise typer.Exit(2) from None
     try:
         server = SandboxServer(
             backend,
@@ -100,10 +141,12 @@ def serve(
     typer.echo(f"Plivo sandbox listening on {server.url}")
     typer.echo(f"  PLIVO_API_URL={server.url}")
     typer.echo(f"  PLIVO_AUTH_ID={auth_id}  PLIVO_AUTH_TOKEN={mask_secret(auth_token)}")
-    typer.echo(f"  subaccounts: {', '.join(backend.subaccounts)}")
+    typer.echo(f"  subaccounts: {', '.join(backend.subaccounts) or 'none'}")
     typer.echo(f"  OTP SMS -> {inbox_url or 'nowhere (read them at /_sandbox/messages)'}")
     if drop_dir:
         typer.echo(f"  OTP SMS files -> {drop_dir}")
+    if state:
+        typer.echo(f"  account state -> {state}")
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

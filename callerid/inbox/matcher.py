@@ -11,10 +11,10 @@ Two rules keep a code from being written off while it could still be used (issue
   read transaction (`ledger.snapshot`): no commit lands between its reads, so a message and the
   numbers it names are seen as of one moment.
 * Structurally, a message naming a number of the account that is not final and whose window has
-  not ended (queued, initiating, completing, expired on its way back to the queue, or initiated
-  with its window open) is never written off as "no waiting number": it stays `new` and is
-  decided again on a later pass, once that number is `initiated`. Only a message that names no
-  such number is unmatched.
+  not ended (initiating, completing; queued, expired or initiated with its window open or not yet
+  started) is never written off as "no waiting number": it stays `new` and is decided again on a
+  later pass, once that number is `initiated`. Only a message that names no such number is
+  unmatched.
 
 Staleness: a message is stale when it was received more than `STALE_TOLERANCE` before the
 number's current initiation (sources stamp in whole seconds, e.g. an e-mail's Date header, and a
@@ -101,12 +101,18 @@ class NumberState:
         return None
 
     def waiting(self, now: datetime) -> bool:
-        """Not final and its window not over: a message naming it must not be written off."""
+        """Not final and its window not over: a message naming it must not be written off.
+
+        `initiating` / `completing`: mid-call (a reply may land before the initiate's answer is
+        recorded). `queued` / `expired` / `initiated`: until the current window ends (a number
+        never initiated has none yet); a queued number whose last window is over has nothing a
+        message could still complete, and a reply to its next initiation can only come after the
+        claim that makes it `initiating`."""
         if self.status in FINAL_STATUSES:
             return False
-        if self.status == NumberStatus.INITIATED.value:
-            return self.expires_at is None or as_utc(self.expires_at) > now
-        return True
+        if self.status in (NumberStatus.INITIATING.value, NumberStatus.COMPLETING.value):
+            return True
+        return self.expires_at is None or as_utc(self.expires_at) > now
 
 
 def _wait() -> Outcome:

@@ -3,14 +3,18 @@
 Functions take a SQLAlchemy `Session` and never commit: the caller's unit of work decides when.
 Insert-once uses the database's own `ON CONFLICT DO NOTHING` (SQLite and PostgreSQL), so two
 receivers storing the same MessageUUID at the same moment still leave one row.
+
+Codes do not outlive their use (issue 13): once a message is used or refused, or the window of
+its number has ended, its text keeps the code masked (`****`) and its `code` is cleared
+(`retire`, `retire_ended`). What a person reads later still says what came from whom and when.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -24,7 +28,12 @@ from callerid.inbox.models import (
     as_utc,
 )
 from callerid.inbox.text import is_code, normalise_number, read_text
-from callerid.ledger.models import InboxMessage, InboxStatus
+from callerid.ledger.models import FINAL_STATUSES, InboxMessage, InboxStatus, Number
+from callerid.masking import mask_codes_in_text
+
+# No OTP lives longer than this (Plivo's window is 15 minutes): a code older is dead whatever
+# became of its number.
+CODE_LIFETIME = timedelta(minutes=20)
 
 
 def _values(message: InboundMessage, now: datetime) -> dict[str, object]:
@@ -155,13 +164,54 @@ def set_status(
         row.note = note
 
 
+def retire(row: InboxMessage) -> None:
+    """Forget the code of `row`: masked in the text, cleared from `code`."""
+    masked = mask_codes_in_text(row.text or "")
+    if masked != row.text:
+        row.text = masked
+    row.code = None
+
+
+def retire_ended(session: Session, now: datetime, account: str | None = None) -> int:
+    """Retire the codes whose use is over: messages no longer `new` whose number is final or
+    past its window (or that name no number), and any message older than `CODE_LIFETIME`.
+    Returns how many rows changed."""
+    final = [s.value for s in FINAL_STATUSES]
+    number = (
+        select(Number.id)
+        .where(
+            Number.e164 == InboxMessage.matched_e164,
+            or_(InboxMessage.account.is_(None), Number.account == InboxMessage.account),
+            or_(Number.status.in_(final), Number.expires_at < now),
+        )
+        .exists()
+    )
+    settled = InboxMessage.status != InboxStatus.NEW.value
+    query = select(InboxMessage).where(
+        *_account_filter(account),
+        or_(InboxMessage.code.is_not(None), InboxMessage.text.regexp_match(r"\d{4}")),
+        or_(
+            InboxMessage.received_at < now - CODE_LIFETIME,
+            settled & (InboxMessage.matched_e164.is_(None) | number),
+        ),
+    )
+    changed = 0
+    for row in session.execute(query).scalars():
+        before = (row.text, row.code)
+        retire(row)
+        changed += (row.text, row.code) != before
+    return changed
+
+
 def mark_used(
     session: Session, message_id: int, e164: str | None = None, code: str | None = None
 ) -> None:
-    """The completer submitted this message's code (for `e164`) and Plivo accepted it."""
+    """The completer submitted this message's code (for `e164`) and Plivo accepted it: the
+    code has served, and is forgotten."""
     set_status(
         session, message_id, InboxStatus.USED, matched_e164=e164, code=code, note="code accepted"
     )
+    retire(get_row(session, message_id))
 
 
 def mark_rejected(
@@ -171,7 +221,8 @@ def mark_rejected(
     e164: str | None = None,
     code: str | None = None,
 ) -> None:
-    """Plivo refused the code (wrong, expired...): keep the message for a person, with why."""
+    """Plivo refused the code (wrong, expired...): keep the message for a person, with why;
+    the refused code itself is forgotten."""
     set_status(
         session,
         message_id,
@@ -180,6 +231,7 @@ def mark_rejected(
         code=code,
         note=f"code refused: {reason}",
     )
+    retire(get_row(session, message_id))
 
 
 def assign(

@@ -35,8 +35,14 @@ class Cleaned(NamedTuple):
 
 
 def clean(raw: str) -> Cleaned:
-    # translate() with a dict walks every character in Python-level lookups: skip it for ASCII.
-    text = raw.strip() if raw.isascii() else raw.translate(_TRANSLATION).strip()
+    # translate() with a dict walks every character in Python-level lookups: skip it for ASCII,
+    # where the only space-like character to map is the tab.
+    if raw.isascii():
+        text = raw.strip()
+        if "\t" in text:
+            text = text.replace("\t", " ")
+    else:
+        text = raw.translate(_TRANSLATION).strip()
     if not text:
         return Cleaned("")
     text = _strip_text_guards(text)

@@ -1,4 +1,4 @@
-"""Header row to column roles: our five columns by name or synonym, the rest carried through."""
+"""Header row to column roles: our six columns by name or synonym, the rest carried through."""
 
 from __future__ import annotations
 
@@ -29,6 +29,18 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "country": ("country", "region", "country_code", "iso_country", "country_iso", "iso"),
     "channel": ("channel", "verification_channel", "otp_channel", "method"),
     "subaccount": ("subaccount", "sub_account", "subaccount_id", "subaccount_auth_id"),
+    # Who holds the phone and is told when its code waits (issue 12).
+    "owner": (
+        "owner",
+        "contact",
+        "email",
+        "notify",
+        "owner_email",
+        "contact_email",
+        "email_address",
+        "e_mail",
+        "notify_email",
+    ),
 }
 _SEPARATORS = re.compile(r"[^0-9a-z]+")
 _INVISIBLE = dict.fromkeys(map(ord, "\ufeff\u200b\u200c\u200d\u2060\u00ad"), None)

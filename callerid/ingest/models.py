@@ -26,13 +26,19 @@ class RejectReason(StrEnum):
     BAD_CHANNEL = "bad_channel"
     BAD_ALIAS = "bad_alias"
     BAD_SUBACCOUNT = "bad_subaccount"
+    BAD_OWNER = "bad_owner"  # the owner cell is not one email address
 
 
 class Channel(StrEnum):
-    """How Plivo delivers the OTP."""
+    """How Plivo delivers the OTP. An accepted row's channel is always `sms` or `call`."""
 
     SMS = "sms"
     CALL = "call"
+
+
+# The default channel rule, as an option or a row's cell: a voice call for a number phonenumbers
+# classifies as a fixed line (it cannot receive an SMS), an SMS for every other type.
+AUTO_CHANNEL = "auto"
 
 
 class NumberType(StrEnum):
@@ -63,16 +69,17 @@ class WarningKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class AcceptedRow:
-    line: int  # 1-based physical line in the file; the header is line 1
+    line: int  # 1-based line in the file (the header is line 1), or the spreadsheet row number
     raw: str
     e164: str
     national: str
     region: str
     number_type: NumberType
     alias: str | None
-    channel: Channel
+    channel: Channel  # resolved: the row's own, else the default (`auto`: by number type)
     subaccount: str | None
     extra: dict[str, str] = field(default_factory=dict)
+    owner: str | None = None  # the email address of the person who holds the phone
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +95,7 @@ class RejectedRow:
     channel: str = ""
     subaccount: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    owner: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +117,9 @@ class IngestResult:
     blank_lines: int
     columns: dict[str, str]  # our name -> header as found in the file
     extra_columns: list[str]  # headers carried through untouched, in file order
-    encoding: str = "utf-8"
-    delimiter: str = ","
+    encoding: str = "utf-8"  # for a spreadsheet: its format (`xlsx`, `xls`, `ods`, ...)
+    delimiter: str = ","  # "" for a spreadsheet
+    sheet: str | None = None  # the sheet read, for a spreadsheet
 
     def __post_init__(self) -> None:
         if len(self.accepted) + len(self.rejected) != self.data_rows:
@@ -150,7 +159,8 @@ def _rebuild_input_error(
 
 
 class IngestOptionError(IngestInputError, ValueError):
-    """A run-level option (default region, channel, subaccount, encoding) is not usable.
+    """A run-level option (default region, channel, subaccount, owner, encoding, sheet) is not
+    usable.
 
     An `IngestInputError` too, so a caller that catches that one reports a bad option as
     cleanly as a bad file."""

@@ -2,6 +2,8 @@
 
 `rejects.csv` repeats each rejected row's cells under the file's own headers after `line`,
 `reason`, `message` and `duplicate_of_line`, so a person can fix it and import it again.
+Every cell of the input is in one of the two files. The files are neutralised against CSV
+injection (`safety.safe_cell`); the frames are not.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from callerid.ingest.models import IngestResult, RejectedRow
+from callerid.ingest.safety import safe_cell
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,9 +27,12 @@ ACCEPTED_COLUMNS = [
     "alias",
     "channel",
     "subaccount",
+    "owner",
     "raw",
     "warnings",
 ]
+# Columns that hold the input's own text (the rest is ours: numbers, enums, checked ids).
+_INPUT_TEXT = ("raw", "alias", "owner")
 REJECT_COLUMNS = ["line", "reason", "message", "duplicate_of_line"]
 
 
@@ -47,6 +53,7 @@ def accepted_frame(result: IngestResult) -> pd.DataFrame:
             row.alias or "",
             str(row.channel),
             row.subaccount or "",
+            row.owner or "",
             row.raw,
             " | ".join(notes.get(row.line, ())),
             *(row.extra.get(name, "") for name in extras.values()),
@@ -80,16 +87,30 @@ def write_reports(result: IngestResult, out_dir: str | PathLike[str]) -> tuple[P
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     accepted_path, rejects_path = folder / "accepted.csv", folder / "rejects.csv"
-    accepted_frame(result).to_csv(accepted_path, index=False, encoding="utf-8")
-    rejected_frame(result).to_csv(rejects_path, index=False, encoding="utf-8")
+    accepted = accepted_frame(result)
+    _neutralise(accepted, [*_INPUT_TEXT, *accepted.columns[len(ACCEPTED_COLUMNS) :]])
+    accepted.to_csv(accepted_path, index=False, encoding="utf-8")
+    rejected = rejected_frame(result)
+    _neutralise(rejected, ["message", *rejected.columns[len(REJECT_COLUMNS) :]])
+    rejected.to_csv(rejects_path, index=False, encoding="utf-8")
     return accepted_path, rejects_path
+
+
+def _neutralise(frame: pd.DataFrame, columns: list[str]) -> None:
+    for column in columns:
+        frame[column] = [safe_cell(value) for value in frame[column]]
 
 
 def summary_lines(result: IngestResult, *, max_warnings: int = 20) -> list[str]:
     """A short account of the ingest for a person: counts, reasons, the first warnings."""
+    if result.sheet is None:
+        source = f"{result.encoding}, delimiter {result.delimiter!r}, {result.blank_lines} blank"
+        source += " lines skipped"
+    else:
+        source = f"{result.encoding} sheet {result.sheet!r}, {result.blank_lines} blank rows"
+        source += " skipped"
     lines = [
-        f"{result.data_rows} rows read ({result.encoding}, delimiter {result.delimiter!r}, "
-        f"{result.blank_lines} blank lines skipped): {len(result.accepted)} accepted, "
+        f"{result.data_rows} rows read ({source}): {len(result.accepted)} accepted, "
         f"{len(result.rejected)} rejected, {len(result.warnings)} warnings",
         "columns: " + ", ".join(f"{ours} = {found!r}" for ours, found in result.columns.items()),
     ]

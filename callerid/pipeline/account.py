@@ -70,6 +70,7 @@ async def plan(pipeline: Pipeline, ingest: IngestResult) -> Plan:
         ledger_ops.statuses(pipeline, e164s),
         max_requests=limiter.max_requests,
         period_s=limiter.period_s,
+        channels={row.e164: str(row.channel) for row in ingest.accepted},
     )
     pipeline.paths.root.mkdir(parents=True, exist_ok=True)
     pipeline.paths.plan_json.write_text(json.dumps(result.as_dict(), indent=2), encoding="utf-8")

@@ -1,6 +1,7 @@
 """Open everything one run talks to: the ledger, the Plivo API (or the local sandbox), the clock.
 
-With no Plivo credentials the run starts the sandbox in-process on 127.0.0.1, with a webhook
+With no Plivo credentials the run serves the embedded sandbox account (its state in
+`<output>/sandbox-account.json`, callerid.sandbox.embedded) in-process on 127.0.0.1, with a webhook
 receiver next to it: the sandbox "texts" each OTP as a Plivo-signed inbound-SMS webhook to the
 receiver, which files it in the ledger's inbox table, exactly the path a real SMS would take. The
 pipeline's clock then follows the sandbox's (tests move the sandbox clock past 15 minutes).
@@ -16,11 +17,10 @@ from pathlib import Path
 from callerid.clock import Clock, OffsetClock, SystemClock
 from callerid.ledger import open_ledger
 from callerid.masking import mask_secret
-from callerid.pipeline import ledger_ops
 from callerid.pipeline.clock_sync import SandboxClockFollower
 from callerid.pipeline.options import PipelineOptions, RunPaths
 from callerid.pipeline.session import Pipeline
-from callerid.plivo import PlivoClient, RateLimiter, limiter_for
+from callerid.plivo import PlivoClient, RateLimiter, RetryPolicy, limiter_for
 from callerid.plivo.errors import (
     AuthenticationError,
     PlivoConnectionError,
@@ -160,11 +160,16 @@ async def open_run(
         clock_sync = None
         if settings.uses_sandbox:
             from callerid.inbox import WebhookServer
-            from callerid.sandbox import DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN, SandboxServer
+            from callerid.sandbox import SandboxServer
+            from callerid.sandbox.embedded import (
+                DEFAULT_AUTH_ID,
+                DEFAULT_AUTH_TOKEN,
+                embedded_backend,
+            )
 
             log.info(SANDBOX_NOTICE)
-            # A fresh in-process sandbox knows no caller IDs; the ledger remembers what earlier
-            # sandbox runs verified, and the sandbox account lists them again (as Plivo would).
+            # One sandbox account over time: it lives in a file beside the ledger, shared with
+            # `callerid reconcile`, the deployed flows and `callerid sandbox serve --state`.
             # One clock for the sandbox, the receiver (it stamps received_at, which the matcher
             # compares with initiated_at) and the pipeline.
             clock = OffsetClock()
@@ -173,15 +178,12 @@ async def open_run(
                 WebhookServer(ledger, account, {account: token}, token, clock=clock)
             )
             sandbox = stack.enter_context(
-                SandboxServer(inbox_url=inbox.url, reply_delay_s=sandbox_reply_delay_s, clock=clock)
-            )
-            remembered = ledger_ops.verified_numbers(ledger, account)
-            for e164, alias in remembered:
-                sandbox.backend.seed_verified(e164, alias=alias)
-            if remembered:
-                log.info(
-                    "sandbox seeded with %d caller IDs verified by earlier runs", len(remembered)
+                SandboxServer(
+                    embedded_backend(settings.output_dir, clock),
+                    inbox_url=inbox.url,
+                    reply_delay_s=sandbox_reply_delay_s,
                 )
+            )
             api_url: str = sandbox.url
             sandbox_url: str | None = sandbox.url
             code_page_base: str | None = inbox.code_page_base
@@ -208,7 +210,10 @@ async def open_run(
                 account, token, api_url, limiter=pacing, subaccount=options.subaccount
             )
 
-        async with PlivoClient(account, token, api_url, limiter=limiter) as client:
+        policy = RetryPolicy(rate_limited_deadline_s=settings.rate_limited_deadline_s)
+        async with PlivoClient(
+            account, token, api_url, limiter=limiter, retry_policy=policy
+        ) as client:
             pipeline = Pipeline(
                 account=account,
                 ledger=ledger,

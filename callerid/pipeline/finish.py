@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from callerid.inbox import store
 from callerid.pipeline import ledger_ops
 from callerid.pipeline.report import (
     failure_rows,
@@ -18,6 +19,26 @@ if TYPE_CHECKING:
     from callerid.ingest import IngestResult
 
 
+class RunIncompleteError(Exception):
+    """Some steps of a run failed after their retries; its reports were written all the same.
+    Plain values only (Prefect pickles a flow's exception)."""
+
+    def __init__(self, run_id: str, reasons: list[str], result: dict[str, Any]) -> None:
+        super().__init__(run_id, reasons, result)
+        self.run_id = run_id
+        self.reasons = list(reasons)
+        self.result = result
+
+    def __repr__(self) -> str:
+        return f"RunIncompleteError({str(self)!r})"
+
+    def __str__(self) -> str:
+        return (
+            f"run {self.run_id} is incomplete ({'; '.join(self.reasons)}); its reports are in "
+            f"{self.result.get('results_csv')}: rerun with the same file to finish it"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class RunResult:
     run_id: str
@@ -28,6 +49,11 @@ class RunResult:
     summary_markdown: str = field(repr=False)
     failures: list[dict[str, Any]] = field(repr=False)
     sandbox: bool = False
+    incomplete: list[str] = field(default_factory=list)  # steps that failed: why
+
+    @property
+    def complete(self) -> bool:
+        return not self.incomplete
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -37,10 +63,29 @@ class RunResult:
             "results_csv": self.results_csv,
             "rejects_csv": self.rejects_csv,
             "sandbox": self.sandbox,
+            "incomplete": list(self.incomplete),
         }
 
 
-def write_reports(pipeline: Pipeline, ingest: IngestResult, *, elapsed_s: float) -> RunResult:
+def forget_spent_codes(pipeline: Pipeline) -> int:
+    """Mask the codes of the account's inbox messages whose use is over (see inbox.store)."""
+    with pipeline.ledger.unit_of_work() as uow:
+        changed = store.retire_ended(uow.session, pipeline.clock.now(), pipeline.account)
+        uow.commit()
+    return changed
+
+
+def write_reports(
+    pipeline: Pipeline,
+    ingest: IngestResult,
+    *,
+    elapsed_s: float,
+    incomplete: list[str] | None = None,
+) -> RunResult:
+    """Write the reports from what the ledger knows. `incomplete`: the steps that failed, with
+    why; the summary says so, and the run's row stays open (the next run carries on)."""
+    incomplete = list(incomplete or [])
+    forget_spent_codes(pipeline)
     outcomes = ledger_ops.outcomes(pipeline, pipeline.e164s)
     rows = write_run_reports(pipeline.paths, ingest, outcomes)
     counts = status_counts(rows)
@@ -51,9 +96,11 @@ def write_reports(pipeline: Pipeline, ingest: IngestResult, *, elapsed_s: float)
         paths=pipeline.paths,
         sandbox=pipeline.uses_sandbox,
         elapsed_s=elapsed_s,
+        incomplete=incomplete,
     )
     pipeline.paths.summary_md.write_text(markdown, encoding="utf-8")
-    ledger_ops.finish_run(pipeline, counts)
+    if not incomplete:
+        ledger_ops.finish_run(pipeline, counts)
     return RunResult(
         run_id=pipeline.run_id,
         counts=counts,
@@ -63,4 +110,5 @@ def write_reports(pipeline: Pipeline, ingest: IngestResult, *, elapsed_s: float)
         summary_markdown=markdown,
         failures=failure_rows(outcomes),
         sandbox=pipeline.uses_sandbox,
+        incomplete=incomplete,
     )

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-Channel = Literal["sms", "call"]
+Channel = Literal["sms", "call", "auto"]  # auto: fixed lines by call, the rest by SMS
 
 # Plivo's list endpoint returns at most 20 caller IDs a page (plivo-api.md §1.2).
 LIST_PAGE_SIZE = 20
@@ -17,9 +17,11 @@ class PipelineOptions:
     """Options of one run. Defaults suit the documented 300 requests / 5 s account limit."""
 
     default_region: str = "US"
-    channel: Channel = "sms"
+    channel: Channel = "auto"
     subaccount: str | None = None
     encoding: str | None = None
+    sheet: str | None = None  # a spreadsheet's sheet (default: the first)
+    owner: str | None = None  # the owner email address for rows without one
     max_attempts: int = 2
     # Live verifications at once: enough to keep the rate limit busy, few enough that every
     # OTP that arrives can still be completed inside its 15-minute window.
@@ -37,8 +39,8 @@ class PipelineOptions:
             raise ValueError("max_in_flight must be at least 1")
         if self.batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        if self.channel not in ("sms", "call"):
-            raise ValueError(f"channel must be 'sms' or 'call', not {self.channel!r}")
+        if self.channel not in ("sms", "call", "auto"):
+            raise ValueError(f"channel must be 'sms', 'call' or 'auto', not {self.channel!r}")
         if self.poll_interval_s <= 0:
             raise ValueError("poll_interval_s must be positive")
 

@@ -13,11 +13,12 @@ from pathlib import Path
 from callerid.ingest import IngestResult, ingest_csv
 from callerid.pipeline import account, ledger_ops, ledger_reads, steps
 from callerid.pipeline.environment import open_run
-from callerid.pipeline.finish import RunResult, write_reports
+from callerid.pipeline.finish import RunResult, forget_spent_codes, write_reports
 from callerid.pipeline.options import PipelineOptions
 from callerid.pipeline.progress import Progress, write_progress
-from callerid.pipeline.runner import Work, drive
+from callerid.pipeline.runner import StepFailures, Work, drive
 from callerid.pipeline.session import Pipeline, StepResult
+from callerid.plivo import RateLimiter
 from callerid.settings import Settings
 
 
@@ -40,7 +41,9 @@ class PlainOps:
         return await steps.complete_matched(self.pipeline)
 
     async def expire(self) -> StepResult:
-        return await steps.expire_due(self.pipeline)
+        done = await steps.expire_due(self.pipeline)
+        await asyncio.to_thread(forget_spent_codes, self.pipeline)  # windows just ended
+        return done
 
     async def initiate(self, limit: int) -> StepResult:
         return await steps.initiate_batch(self.pipeline, limit)
@@ -83,6 +86,7 @@ async def run_plain(
     *,
     run_id: str,
     follow_sandbox_clock: bool = False,
+    limiter: RateLimiter | None = None,
 ) -> RunResult:
     started = time.monotonic()
     ingest: IngestResult = ingest_csv(
@@ -91,6 +95,8 @@ async def run_plain(
         encoding=options.encoding,
         default_channel=options.channel,
         default_subaccount=options.subaccount,
+        sheet=options.sheet,
+        default_owner=options.owner,
     )
     async with open_run(
         settings,
@@ -98,11 +104,20 @@ async def run_plain(
         run_id=run_id,
         csv_path=str(csv_path),
         follow_sandbox_clock=follow_sandbox_clock,
+        limiter=limiter,
     ) as pipeline:
         await pipeline.check_access()
-        ledger_ops.register(pipeline, ingest)
-        await account.sync_listed(pipeline)
-        await account.recover(pipeline)
-        await drive(PlainOps(pipeline), options)
-        await account.confirm(pipeline)
-        return write_reports(pipeline, ingest, elapsed_s=time.monotonic() - started)
+        failed = StepFailures()
+
+        async def register() -> int:
+            return await asyncio.to_thread(ledger_ops.register, pipeline, ingest)
+
+        # Each step fails alone (after its own retries); the reports are written whatever failed.
+        if await failed.contain("register", register) is not None:
+            await failed.contain("list the account", lambda: account.sync_listed(pipeline))
+            await failed.contain("recover", lambda: account.recover(pipeline))
+            await failed.contain("verify", lambda: drive(PlainOps(pipeline), options))
+            await failed.contain("confirm", lambda: account.confirm(pipeline))
+        return write_reports(
+            pipeline, ingest, elapsed_s=time.monotonic() - started, incomplete=failed.reasons
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from callerid.ledger.models import FINAL_STATUSES, NumberStatus
@@ -28,6 +28,8 @@ class Plan:
     api_requests: int
     rate_per_s: float
     estimated_seconds: float
+    # The numbers to initiate by channel (`sms`, `call`): what `--channel auto` chose.
+    to_initiate_by_channel: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -39,7 +41,13 @@ class Plan:
             f"already verified: {self.already_verified}",
             f"failed in an earlier run (left alone): {self.already_failed}",
             f"live verifications from an earlier run (waited for): {self.waiting}",
-            f"to initiate: {self.to_initiate}",
+            f"to initiate: {self.to_initiate}"
+            + (
+                f" ({self.to_initiate_by_channel.get('sms', 0)} by SMS, "
+                f"{self.to_initiate_by_channel.get('call', 0)} by voice call)"
+                if self.to_initiate_by_channel
+                else ""
+            ),
             f"API requests: about {self.api_requests} ({self.list_pages} list pages)",
             f"estimated duration at {self.rate_per_s:g} requests/s: "
             f"{format_seconds(self.estimated_seconds)} plus the time OTPs take to arrive",
@@ -70,15 +78,18 @@ def build_plan(
     *,
     max_requests: int,
     period_s: float,
+    channels: Mapping[str, str] | None = None,
 ) -> Plan:
     """Count what a run would do.
 
     `ledger_statuses` maps E.164 -> status for numbers this account's ledger already knows;
-    `listed_e164s` are the caller IDs the account lists now.
+    `listed_e164s` are the caller IDs the account lists now; `channels` maps E.164 -> the
+    channel the ingest chose, for the split of the numbers to initiate.
     """
     accepted = list(dict.fromkeys(accepted_e164s))
     listed = set(listed_e164s)
     already = failed = waiting = to_initiate = 0
+    by_channel: dict[str, int] = {}
     for e164 in accepted:
         status = ledger_statuses.get(e164)
         if e164 in listed or status in (NumberStatus.VERIFIED, NumberStatus.ALREADY_VERIFIED):
@@ -89,6 +100,9 @@ def build_plan(
             waiting += 1
         else:
             to_initiate += 1
+            if channels is not None:
+                channel = channels.get(e164, "sms")
+                by_channel[channel] = by_channel.get(channel, 0) + 1
     # One list before and one after the run (the second sees the new caller IDs too).
     pages = list_pages(len(listed)) + list_pages(len(listed) + to_initiate + waiting)
     requests = 2 * to_initiate + waiting + pages
@@ -104,4 +118,5 @@ def build_plan(
         api_requests=requests,
         rate_per_s=rate,
         estimated_seconds=requests / rate,
+        to_initiate_by_channel=by_channel,
     )

@@ -108,11 +108,15 @@ def result_rows(
 
 
 def _write_csv(path: Path, columns: Iterable[str], rows: Iterable[Mapping[str, Any]]) -> None:
+    from callerid.ingest.safety import safe_cell  # people open these in a spreadsheet
+
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(
+            {k: safe_cell(v) if isinstance(v, str) else v for k, v in row.items()} for row in rows
+        )
 
 
 def write_run_reports(
@@ -165,10 +169,12 @@ def summary_markdown(
     paths: RunPaths,
     sandbox: bool,
     elapsed_s: float,
+    incomplete: Iterable[str] = (),
 ) -> str:
     """The markdown artifact (no indentation: Prefect renders indented lines as code)."""
+    why = list(incomplete)
     lines = [
-        f"# Bulk verification `{run_id}`",
+        f"# Bulk verification `{run_id}`" + (" — **incomplete**" if why else ""),
         "",
         f"Input: `{csv_path}`" + (" — against the local **sandbox**" if sandbox else ""),
         f"Elapsed: {elapsed_s:.1f} s",
@@ -180,4 +186,14 @@ def summary_markdown(
         "",
         f"Reports: `{paths.results_csv}`, `{paths.rejects_csv}`",
     ]
+    if why:
+        lines += [
+            "",
+            "## Incomplete: rerun with the same file to finish",
+            "",
+            "These steps failed after their retries; every number is left in the state the "
+            "ledger records, and the statuses above are what was known when the run ended.",
+            "",
+            *(f"- {reason}" for reason in why),
+        ]
     return "\n".join(lines) + "\n"

@@ -14,12 +14,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
+from sqlalchemy.exc import StatementError
+
+from callerid.masking import mask_codes_in_text
 from callerid.pipeline.options import PipelineOptions
 from callerid.pipeline.session import StepResult
+from callerid.plivo import PlivoError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +44,43 @@ class Work:
     @property
     def finished(self) -> bool:
         return self.pending == 0
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line on why a step failed, safe for reports: an API error's own (masked) message; a
+    database error without its statement or parameters; any stray 4-8 digit group masked."""
+    cause: BaseException = exc
+    if isinstance(exc, StatementError) and exc.orig is not None:
+        cause = exc.orig
+    text = cause.message if isinstance(cause, PlivoError) else str(cause)
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return mask_codes_in_text(f"{type(cause).__name__}: {first}".rstrip(": "))
+
+
+@dataclass
+class StepFailures:
+    """Steps of a run that failed, each after its own retries: the run goes on without them,
+    writes its reports, and says it is incomplete (the ledger keeps every number's state)."""
+
+    reasons: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.reasons)
+
+    async def contain(self, step: str, call: Callable[[], Awaitable[T]]) -> T | None:
+        """Run one step; on failure record why and return None instead of raising."""
+        try:
+            return await call()
+        except Exception as exc:
+            reason = describe_failure(exc)
+            self.reasons.append(f"{step}: {reason}")
+            log.error(
+                "step %r failed, the run goes on without it: %s",
+                step,
+                reason,
+                exc_info=not isinstance(exc, PlivoError),  # a bug needs its traceback
+            )
+            return None
 
 
 class LoopOps(Protocol):

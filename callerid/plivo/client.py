@@ -100,9 +100,10 @@ class PlivoClient:
             )
         self.auth_id = _path_id(resolved_id, "auth_id")
         self.base_url = (base_url or _env("PLIVO_API_URL") or DEFAULT_API_URL).rstrip("/")
+        settings = load_settings() if limiter is None or retry_policy is None else None
         if limiter is None:
+            assert settings is not None
             # the same limits every other caller of limiter_for reads (CALLERID_RATE_LIMIT_*)
-            settings = load_settings()
             limiter = limiter_for(
                 self.auth_id, settings.rate_limit_requests, settings.rate_limit_period_s
             )
@@ -116,7 +117,10 @@ class PlivoClient:
             transport=transport,
         )
         # An explicit `max_attempts` overrides the policy's; None keeps the policy's (default 5).
-        policy = retry_policy or RetryPolicy()
+        if retry_policy is None:
+            assert settings is not None
+            retry_policy = RetryPolicy(rate_limited_deadline_s=settings.rate_limited_deadline_s)
+        policy = retry_policy
         if max_attempts is not None:
             policy = replace(policy, max_attempts=max_attempts)
         basic = base64.b64encode(f"{self.auth_id}:{token}".encode()).decode()

@@ -9,21 +9,26 @@ got as far as sending the SMS (retrying 5xx is how plivo-node#177 placed duplica
 send-once request that meets a 5xx, a read timeout or a dropped connection is not repeated: the
 client raises `OutcomeUnknownError` and the pipeline resolves it.
 
+How long: a 429 is never the last word before `rate_limited_deadline_s` (default 5 minutes,
+`CALLERID_RATE_LIMITED_DEADLINE_S`): it means "wait", so 429s do not count against
+`max_attempts`, and the request is retried, each attempt paced by the account's limiter (which a
+429 slows down), until the deadline would pass. Other failures count against `max_attempts`.
+
 Waits: capped exponential backoff with "equal jitter" (half fixed, half random, so a crowd of
 retries spreads out but none comes back instantly); a Retry-After header, if Plivo ever sends one,
-is a floor. A Retry-After longer than `max_retry_after_s` ends the retries with the
-RateLimitedError.
+is a floor. A wait that would end past the deadline ends the retries with the last error.
 """
 
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from callerid.plivo.errors import (
     PlivoConnectionError,
@@ -54,15 +59,18 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    max_attempts: int = 5
+    max_attempts: int = 5  # failures other than 429
     base_s: float = 0.5
     cap_s: float = 8.0
-    max_retry_after_s: float = 60.0
+    rate_limited_deadline_s: float = 300.0  # 429s are retried until then (from the first try)
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+    clock: Callable[[], float] = field(default=time.monotonic, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        if self.rate_limited_deadline_s < 0:
+            raise ValueError("rate_limited_deadline_s must not be negative")
 
     def backoff_s(self, failures: int) -> float:
         """Wait after the `failures`-th failed attempt (1-based), before Retry-After."""
@@ -79,7 +87,8 @@ class RetryPolicy:
 
     def should_retry(self, error: BaseException, *, repeatable: bool) -> bool:
         if isinstance(error, RateLimitedError):
-            return error.retry_after is None or error.retry_after <= self.max_retry_after_s
+            retry_after = error.retry_after
+            return retry_after is None or retry_after <= self.rate_limited_deadline_s
         if isinstance(error, PlivoConnectionError):
             # The request never left (connect/pool failure), or a repeatable one was dropped after
             # sending (a send-once one raises OutcomeUnknownError instead): safe to repeat.
@@ -95,15 +104,28 @@ class RetryPolicy:
         before_sleep: Callable[[RetryCallState], None] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> AsyncRetrying:
-        def wait(state: RetryCallState) -> float:
+        started = self.clock()
+        failures = {"other": 0, "rate_limited": 0}
+
+        def wait(state: RetryCallState) -> float:  # tenacity asks `wait`, then `stop`
             error = state.outcome.exception() if state.outcome else None
-            return self.wait_s(state.attempt_number, error)
+            # A run of 429s backs off on its own count, and 429s leave `max_attempts` alone.
+            kind = "rate_limited" if isinstance(error, RateLimitedError) else "other"
+            failures[kind] += 1
+            return self.wait_s(failures[kind], error)
+
+        def stop(state: RetryCallState) -> bool:
+            error = state.outcome.exception() if state.outcome else None
+            if isinstance(error, RateLimitedError):
+                resumes_at = self.clock() - started + state.upcoming_sleep
+                return resumes_at > self.rate_limited_deadline_s
+            return failures["other"] >= self.max_attempts
 
         kwargs: dict[str, object] = {}
         if sleep is not None:
             kwargs["sleep"] = sleep
         return AsyncRetrying(
-            stop=stop_after_attempt(self.max_attempts),
+            stop=stop,
             wait=wait,
             retry=retry_if_exception(lambda e: self.should_retry(e, repeatable=repeatable)),
             before_sleep=before_sleep,

@@ -75,7 +75,9 @@ def create_app(
                     await asyncio.sleep(fault.latency_ms / 1000)
             try:
                 backend.admit(auth_id)
-                body = await read_body(request) if request.method != "GET" else {}
+                # GET and DELETE take no body: whatever a client sends with them is ignored
+                has_body = request.method not in ("GET", "DELETE")
+                body = await read_body(request) if has_body else {}
                 response = handler(request, auth_id, body)
             except SandboxError as exc:
                 response = error(exc.status, exc.message)

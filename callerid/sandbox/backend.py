@@ -21,6 +21,7 @@ subaccount) and raises a `SandboxError` (status + message) on refusal. Choices w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -34,7 +35,7 @@ from callerid.sandbox.models import (
     Verification,
     VerificationState,
 )
-from callerid.sandbox.numbers import country_of, parse_number
+from callerid.sandbox.numbers import country_of, is_fixed_line, parse_number
 from callerid.sandbox.state import (
     DEFAULT_AUTH_ID,
     DEFAULT_AUTH_TOKEN,
@@ -93,13 +94,13 @@ class SandboxBackend(BackendState):
         channel_text = (clean(channel) or Channel.SMS.value).lower()
         if channel_text not in {c.value for c in Channel}:
             raise BadRequestError("channel must be sms or call")
-        with self._lock:
+        with self._reading():
             owner = self._owner_subaccount(account, clean(subaccount))
             if number in self._callers:
                 raise BadRequestError("phone number is already verified")
-            for older in self._verifications.values():
-                if older.phone_number == number and older.state is VerificationState.PENDING:
-                    older.state = VerificationState.SUPERSEDED
+            older = self._verifications.get(self._pending.get(number, ""))
+            if older is not None and older.state is VerificationState.PENDING:
+                older.state = VerificationState.SUPERSEDED
             now = self.clock.now()
             verification = Verification(
                 uuid=self.new_id(),
@@ -113,6 +114,7 @@ class SandboxBackend(BackendState):
                 expires_at=now + OTP_TTL,
             )
             self._verifications[verification.uuid] = verification
+            self._pending[number] = verification.uuid
             self._number_stats(number).initiations += 1
             sent = SentOtp(
                 phone_number=number,
@@ -122,8 +124,9 @@ class SandboxBackend(BackendState):
                 account=verification.subaccount or self.main_auth_id,
                 sent_at=now,
                 expires_at=verification.expires_at,
+                reaches_phone=verification.channel is Channel.CALL or not is_fixed_line(number),
             )
-            self._messages.append(sent)
+            self._record_sent(sent)
         for listener in list(self._listeners):
             listener(sent)
         return Initiated(
@@ -136,7 +139,7 @@ class SandboxBackend(BackendState):
         code = clean(otp)
         if code is None:
             raise BadRequestError("otp is required")
-        with self._lock:
+        with self._changing():
             found = self._verifications.get(verification_uuid)
             if (
                 found is None
@@ -161,6 +164,8 @@ class SandboxBackend(BackendState):
             if found.phone_number in self._callers:
                 raise BadRequestError("phone number is already verified")
             found.state = VerificationState.COMPLETED
+            if self._pending.get(found.phone_number) == found.uuid:
+                del self._pending[found.phone_number]
             stats.completions += 1
             caller = CallerId(
                 phone_number=found.phone_number,
@@ -177,7 +182,7 @@ class SandboxBackend(BackendState):
             return caller
 
     def get(self, account: str, phone_number: str) -> CallerId:
-        with self._lock:
+        with self._reading():
             return self._lookup(account, phone_number)
 
     def list(
@@ -197,17 +202,33 @@ class SandboxBackend(BackendState):
             raise BadRequestError("offset must not be negative")
         want_country = (clean(country) or "").upper()
         want_sub, want_alias = clean(subaccount), clean(alias)
-        with self._lock:
+        if account != self.main_auth_id:  # a subaccount sees its own caller IDs only
+            if want_sub not in (None, account):
+                return Page((), size, skip, 0)
+            want_sub = account
+        with self._reading():
+            # the narrowest view; the other filters (rarely combined) then scan that view only
+            if want_sub is not None:
+                view = self._view("sub", want_sub)
+            elif want_country:
+                view = self._view("country", want_country)
+            else:
+                view = self._view("all", "")
+            rest: list[Callable[[CallerId], bool]] = []
+            if want_sub is not None and want_country:
+                rest.append(lambda c: c.country.upper() == want_country)
+            if want_alias is not None:
+                rest.append(lambda c: c.alias == want_alias)
+            if not rest:  # newest first, like Plivo: the page counts back from the view's end
+                end = max(len(view) - skip, 0)
+                keys = view[max(end - size, 0) : end][::-1]
+                objects = tuple(self._callers[k[2]] for k in keys)
+                return Page(objects, size, skip, len(view))
             matching = [
                 c
-                for c in self._callers.values()
-                if self._visible(account, c.subaccount)
-                and (not want_country or c.country.upper() == want_country)
-                and (want_sub is None or c.subaccount == want_sub)
-                and (want_alias is None or c.alias == want_alias)
+                for c in (self._callers[k[2]] for k in reversed(view))
+                if all(test(c) for test in rest)
             ]
-            # newest first, like Plivo; the creation sequence orders equal timestamps
-            matching.sort(key=lambda c: (c.created_at, self._order[c.phone_number]), reverse=True)
         return Page(tuple(matching[skip : skip + size]), size, skip, len(matching))
 
     def update(
@@ -217,7 +238,7 @@ class SandboxBackend(BackendState):
         alias: str | None = None,
         subaccount: str | None = None,
     ) -> CallerId:
-        with self._lock:
+        with self._changing():
             caller = self._lookup(account, phone_number)
             owner = self._owner_subaccount(account, clean(subaccount))
             new_alias = clean(alias)
@@ -232,7 +253,6 @@ class SandboxBackend(BackendState):
             return caller
 
     def delete(self, account: str, phone_number: str) -> None:
-        with self._lock:
+        with self._changing():
             caller = self._lookup(account, phone_number)
-            del self._callers[caller.phone_number]
-            del self._order[caller.phone_number]
+            self._drop(caller.phone_number)

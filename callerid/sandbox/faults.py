@@ -7,6 +7,9 @@ Kinds:
 * `timeout_after_processing`: process the request (an initiate sends its OTP), then hold the
   response for `delay_s` seconds, or until the client gives up when `delay_s` is None. This is the
   client's "outcome unknown" case.
+
+`after`: let that many matching requests through untouched before the fault starts (e.g. the
+second listing of a run, not its first).
 """
 
 from __future__ import annotations
@@ -41,10 +44,13 @@ class Fault:
     latency_ms: int = 0
     delay_s: float | None = None
     operation: Operation | None = None  # None: any operation
+    after: int = 0  # matching requests let through before the fault starts
 
     def __post_init__(self) -> None:
         if self.count < 1:
             raise ValueError("count must be at least 1")
+        if self.after < 0:
+            raise ValueError("after must not be negative")
         if self.kind is FaultKind.STATUS and not 400 <= self.status <= 599:
             raise ValueError("status must be an HTTP error status (400-599)")
         if self.latency_ms < 0 or (self.delay_s is not None and self.delay_s < 0):
@@ -66,6 +72,7 @@ class Fault:
                 latency_ms=int(body.get("latency_ms", 0)),
                 delay_s=None if body.get("delay_s") is None else float(body["delay_s"]),
                 operation=Operation(operation) if operation else None,
+                after=int(body.get("after", 0)),
             )
         except (TypeError, ValueError) as exc:
             raise ValueError(f"bad fault: {exc}") from None
@@ -78,6 +85,7 @@ class Fault:
             "latency_ms": self.latency_ms,
             "delay_s": self.delay_s,
             "operation": self.operation.value if self.operation else None,
+            "after": self.after,
         }
 
 
@@ -95,6 +103,9 @@ class FaultQueue:
         with self._lock:
             for i, fault in enumerate(self._faults):
                 if fault.operation in (None, operation):
+                    if fault.after > 0:
+                        self._faults[i] = replace(fault, after=fault.after - 1)
+                        return None
                     if fault.count > 1:
                         self._faults[i] = replace(fault, count=fault.count - 1)
                     else:

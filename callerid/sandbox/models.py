@@ -46,6 +46,9 @@ class SentOtp:
     account: str  # auth id owning the verification (main account or subaccount)
     sent_at: datetime
     expires_at: datetime
+    # False for an SMS to a fixed line: Plivo sent it, no phone ever shows it (the sandbox keeps
+    # it in /_sandbox/messages as its own record, never delivers it)
+    reaches_phone: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -55,6 +58,7 @@ class SentOtp:
             "verification_uuid": self.verification_uuid,
             "sent_at": format_timestamp(self.sent_at),
             "expires_at": format_timestamp(self.expires_at),
+            "reaches_phone": self.reaches_phone,
         }
 
 

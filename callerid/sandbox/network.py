@@ -1,9 +1,11 @@
 """The phone network the sandbox plays: the person at each number texts the OTP to our inbox.
 
-After an initiate, the OTP reaches the inbox as a Plivo inbound-SMS webhook (form POST, signed with
-X-Plivo-Signature-V3 / -Ma-V3 / -V3-Nonce over the inbox URL, plivo-api.md §4) and/or as one JSONL
-file in a drop folder. For channel `call` the simulated person who took the call texts the code the
-same way, unless told to stay silent. Per number a test chooses a `Behaviour`.
+After an SMS initiate, the OTP reaches the inbox as a Plivo inbound-SMS webhook (form POST, signed
+with X-Plivo-Signature-V3 / -Ma-V3 / -V3-Nonce over the inbox URL, plivo-api.md §4) and/or as one
+JSONL file in a drop folder. Like the real network (issue 12): an SMS to a number phonenumbers
+classifies as a fixed line never arrives, and a voice call's code is only heard by the person who
+answers (readable at /_sandbox/messages, where a test plays that person), never texted. Per
+number a test chooses a `Behaviour` for the SMS that do arrive.
 
 Timing is on the sandbox clock: a reply is due `reply_delay_s` after the OTP was sent, a late reply
 `late_s` after the verification expired, so advancing the clock past expiry + late_s delivers it at
@@ -26,7 +28,7 @@ from typing import Any
 import httpx
 
 from callerid.sandbox.delivery import Delivery, OutboundSms, send_to_drop_dir, send_webhook
-from callerid.sandbox.models import SentOtp
+from callerid.sandbox.models import Channel, SentOtp
 from callerid.sandbox.numbers import parse_number
 from callerid.sandbox.state import SANDBOX_INBOX_NUMBER, BackendState
 
@@ -38,7 +40,7 @@ class Behaviour(StrEnum):
     NEVER = "never"  # never answers
     LATE = "late"  # texts the right code late_s after the verification expired
     WRONG_CODE = "wrong_code"  # texts a wrong code after reply_delay_s
-    SILENT = "silent"  # answers the call / reads the SMS but sends nothing: a person types it
+    SILENT = "silent"  # reads the SMS but sends nothing: a person types it
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,8 @@ class PhoneNetwork:
     # -- scheduling ---------------------------------------------------------------------------
 
     def _on_sent(self, sent: SentOtp) -> None:
+        if sent.channel is Channel.CALL or not sent.reaches_phone:
+            return  # heard on a call, or an SMS no landline shows: nothing is texted
         if self.inbox_url is None and self.drop_dir is None:
             return  # nowhere to deliver: the OTP stays readable through /_sandbox/messages
         with self._cond:

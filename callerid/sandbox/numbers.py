@@ -32,3 +32,9 @@ def country_of(e164: str) -> str:
     """Two-letter ISO code, or "" when the number belongs to no single region (Plivo sends "")."""
     region = phonenumbers.region_code_for_number(phonenumbers.parse(e164, None))
     return "" if region in (None, "001", "ZZ") else str(region)
+
+
+def is_fixed_line(e164: str) -> bool:
+    """phonenumbers calls it a fixed line (not FIXED_LINE_OR_MOBILE): it cannot receive an SMS."""
+    number = phonenumbers.parse(e164, None)
+    return bool(phonenumbers.number_type(number) == phonenumbers.PhoneNumberType.FIXED_LINE)

@@ -12,6 +12,7 @@ server (`ServerLimits`): deadlines, a connection cap, rate-limited error logs.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 from callerid.clock import Clock
@@ -49,8 +50,9 @@ class SandboxServer(ThreadedUvicorn):
         clock: Clock | None = None,
         seed: int | None = None,
         limits: ServerLimits | None = None,
+        subaccounts: Mapping[str, str] | None = None,
     ) -> None:
-        self.backend = backend or SandboxBackend(clock=clock, seed=seed)
+        self.backend = backend or SandboxBackend(clock=clock, seed=seed, subaccounts=subaccounts)
         self.faults = FaultQueue()
         self.network = PhoneNetwork(
             self.backend,

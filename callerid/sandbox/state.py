@@ -13,9 +13,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import timedelta
 from hmac import compare_digest
+from pathlib import Path
 from typing import Any
 
 from callerid.clock import Clock, OffsetClock
+from callerid.sandbox.callers import StoredCallers
 from callerid.sandbox.errors import (
     BadRequestError,
     NotFoundError,
@@ -24,11 +26,12 @@ from callerid.sandbox.errors import (
 )
 from callerid.sandbox.models import CallerId, Channel, NumberStats, SentOtp, Verification
 from callerid.sandbox.numbers import country_of, parse_number
+from callerid.sandbox.persistence import AccountFile
 from callerid.sandbox.ratelimit import RollingWindowLimiter
 
 DEFAULT_AUTH_ID = "MASANDBOXACCOUNT0001"  # the SDK insists on MA/SA + 18 characters
 DEFAULT_AUTH_TOKEN = "sandbox-auth-token"
-DEFAULT_SUBACCOUNTS = {
+DEFAULT_SUBACCOUNTS = {  # the embedded sandbox account's; elsewhere only when asked
     "SASANDBOXSUBACCT0001": "sandbox-subaccount-token-1",
     "SASANDBOXSUBACCT0002": "sandbox-subaccount-token-2",
 }
@@ -40,7 +43,7 @@ MAX_PAGE = 20
 Listener = Callable[[SentOtp], None]
 
 
-class BackendState:
+class BackendState(StoredCallers):
     def __init__(
         self,
         clock: Clock | None = None,
@@ -49,8 +52,14 @@ class BackendState:
         rate: tuple[int, float] = (300, 5.0),
         auth_id: str = DEFAULT_AUTH_ID,
         auth_token: str = DEFAULT_AUTH_TOKEN,
-        subaccounts: Mapping[str, str] | None = DEFAULT_SUBACCOUNTS,
+        subaccounts: Mapping[str, str] | None = None,
+        state_file: Path | str | None = None,
     ) -> None:
+        """`subaccounts` (auth id -> token): created only when asked, never by default (a
+        sandbox with a private main token must not open well-known subaccount doors);
+        `DEFAULT_SUBACCOUNTS` are the two well-known ones the embedded sandbox account has.
+        `state_file`: the account (caller IDs, subaccounts) lives in this file, shared with
+        every other process that opens it (see persistence.py); created when absent."""
         if not 4 <= otp_digits <= 8:
             raise ValueError("otp_digits must be between 4 and 8")
         self.clock: Clock = clock or OffsetClock()
@@ -61,7 +70,10 @@ class BackendState:
         self._limiter = RollingWindowLimiter(*rate)
         self._lock = threading.RLock()
         self._listeners: list[Listener] = []
+        self._file: AccountFile | None = None
         self.reset()
+        if state_file is not None:
+            self._attach(AccountFile(state_file))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(auth_id={self.main_auth_id!r}, otp_digits={self.otp_digits})"
@@ -69,8 +81,10 @@ class BackendState:
     # -- accounts, requests, helpers for tests ------------------------------------------------
 
     def add_subaccount(self, auth_id: str, token: str) -> None:
-        with self._lock:
-            self._tokens[auth_id] = token
+        with self._changing():
+            if self._tokens.get(auth_id) != token:
+                self._tokens[auth_id] = token
+                self._record({"op": "subaccount", "auth_id": auth_id, "token": token})
 
     def token_for(self, auth_id: str) -> str:
         return self._tokens[auth_id]
@@ -85,15 +99,16 @@ class BackendState:
 
     def reset(self) -> None:
         """Forget every caller ID, verification, message and counter (accounts stay)."""
-        with self._lock:
+        with self._changing():
             self._rng = random.Random(self._seed)
             # api_ids draw from their own stream, so that reads never shift the OTPs and uuids
             self._api_rng = random.Random(None if self._seed is None else f"api-{self._seed}")
-            self._callers: dict[str, CallerId] = {}
-            self._order: dict[str, int] = {}  # creation sequence: breaks created_at ties
-            self._seq = 0
+            self._clear_callers()
+            self._record({"op": "clear"})
             self._verifications: dict[str, Verification] = {}
+            self._pending: dict[str, str] = {}  # number -> uuid of its pending verification
             self._messages: list[SentOtp] = []
+            self._messages_by_number: dict[str, list[SentOtp]] = {}
             self._numbers: dict[str, NumberStats] = {}
             self._total_requests = 0
             self._rate_limited = 0
@@ -128,7 +143,8 @@ class BackendState:
 
     def authenticate(self, auth_id: str, username: str | None, password: str | None) -> None:
         """Basic auth must name the path's auth id with its token (401 otherwise)."""
-        token = self._tokens.get(auth_id)
+        with self._reading():  # a subaccount may have been added by another process
+            token = self._tokens.get(auth_id)
         if (
             token is None
             or username != auth_id
@@ -160,7 +176,7 @@ class BackendState:
             raise BadRequestError("invalid phone number")
         if subaccount and subaccount not in self.subaccounts:
             raise BadRequestError("invalid subaccount")
-        with self._lock:
+        with self._changing():
             now = self.clock.now()
             caller = CallerId(
                 phone_number=number,
@@ -189,9 +205,11 @@ class BackendState:
 
     def messages(self, phone_number: str | None = None) -> list[SentOtp]:
         """Every OTP sent (to one number, or to all), oldest first."""
-        number = parse_number(phone_number) if phone_number else None
         with self._lock:
-            return [m for m in self._messages if number is None or m.phone_number == number]
+            if not phone_number:
+                return list(self._messages)
+            number = parse_number(phone_number)
+            return list(self._messages_by_number.get(number, ())) if number else []
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -204,11 +222,9 @@ class BackendState:
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _store(self, caller: CallerId) -> None:
-        if caller.phone_number not in self._order:
-            self._seq += 1
-            self._order[caller.phone_number] = self._seq
-        self._callers[caller.phone_number] = caller
+    def _record_sent(self, sent: SentOtp) -> None:
+        self._messages.append(sent)
+        self._messages_by_number.setdefault(sent.phone_number, []).append(sent)
 
     def _number_stats(self, number: str) -> NumberStats:
         return self._numbers.setdefault(number, NumberStats())

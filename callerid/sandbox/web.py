@@ -62,7 +62,9 @@ def basic_credentials(request: Request) -> tuple[str | None, str | None]:
 
 
 async def read_body(request: Request) -> dict[str, Any]:
-    """A JSON object (what every SDK sends) or, tolerated, a urlencoded / multipart form."""
+    """A JSON object (what every SDK sends) or, tolerated, a urlencoded / multipart form.
+
+    `""` and `null` are no body: SDKs that always send JSON encode a body-less call so."""
     raw = await request.body()
     if not raw.strip():
         return {}
@@ -76,6 +78,8 @@ async def read_body(request: Request) -> dict[str, Any]:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise BadRequestError("request body is not valid JSON") from None
+    if body is None or body == "":
+        return {}
     if not isinstance(body, dict):
         raise BadRequestError("request body must be a JSON object")
     return body

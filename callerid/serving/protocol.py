@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from enum import Enum
 from typing import Any
 
@@ -33,6 +34,7 @@ from uvicorn.server import ServerState
 from callerid.serving.limits import ServerLimits
 
 log = logging.getLogger(__name__)
+EVICTION_LOG_EVERY_S = 10.0
 
 
 class Phase(Enum):
@@ -52,6 +54,7 @@ class ConnectionGuard:
         self.timed_out = 0
         self._admitted: set[GuardedH11Protocol] = set()
         self._waiting: dict[GuardedH11Protocol, None] = {}  # insertion order = age
+        self._said_at = -EVICTION_LOG_EVERY_S
 
     def admit(self, connection: GuardedH11Protocol) -> None:
         """A new connection (waiting for its headers); closes the oldest waiting past the cap."""
@@ -60,9 +63,21 @@ class ConnectionGuard:
         self.open += 1
         while self.open > self.cap:
             oldest = next(iter(self._waiting), connection)
-            log.warning("%d connections open: closed the one waiting longest", self.cap)
             self.evicted += 1
             oldest.close("connection cap reached")
+            self._say_evicted()
+
+    def _say_evicted(self) -> None:
+        # one line every few seconds at most, not one per connection of a flood
+        now = time.monotonic()
+        if now - self._said_at >= EVICTION_LOG_EVERY_S:
+            log.warning(
+                "connection cap (%d) reached: closing the connections waiting longest "
+                "(%d closed so far)",
+                self.cap,
+                self.evicted,
+            )
+            self._said_at = now
 
     def waiting(self, connection: GuardedH11Protocol) -> None:
         if connection in self._admitted:

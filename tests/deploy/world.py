@@ -33,7 +33,10 @@ class Account:
         self.inbox.start()
         self.port = free_port()
         self.sandbox: Proc = sandbox_process(
-            tmp, self.port, rate, ["--inbox-url", self.inbox.url, "--reply-delay-s", "0.2"]
+            tmp,
+            self.port,
+            rate,
+            ["--inbox-url", self.inbox.url, "--reply-delay-s", "0.2", "--default-subaccounts"],
         )
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {

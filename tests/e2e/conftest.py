@@ -19,6 +19,7 @@ from callerid.inbox import WebhookServer
 from callerid.ledger import Ledger, open_ledger
 from callerid.sandbox import DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN, SandboxError, SandboxServer
 from callerid.sandbox.models import CallerId as SandboxCallerId
+from callerid.sandbox.state import DEFAULT_SUBACCOUNTS
 from tests.e2e.helpers import sandbox_env
 
 
@@ -63,7 +64,13 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     clock = OffsetClock()  # the sandbox's; the receiver stamps received_at with it too
     tokens = {DEFAULT_AUTH_ID: DEFAULT_AUTH_TOKEN}
     inbox = WebhookServer(ledger, DEFAULT_AUTH_ID, tokens, DEFAULT_AUTH_TOKEN, clock=clock)
-    sandbox = SandboxServer(inbox_url=inbox.url, reply_delay_s=0.2, seed=7, clock=clock)
+    sandbox = SandboxServer(
+        inbox_url=inbox.url,
+        reply_delay_s=0.2,
+        seed=7,
+        clock=clock,
+        subaccounts=DEFAULT_SUBACCOUNTS,
+    )
     with inbox, sandbox:
         w = World(sandbox, inbox, ledger, url, tmp_path / "out")
         for key, value in w.env.items():

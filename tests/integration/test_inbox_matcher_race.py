@@ -188,12 +188,16 @@ def test_a_message_naming_a_number_not_yet_live_is_kept_until_it_is(
         writer.dispose()
 
 
-def test_a_message_naming_a_final_number_is_written_off(db_url: str) -> None:
+@pytest.mark.parametrize("status", [NumberStatus.FAILED, NumberStatus.QUEUED])
+def test_a_message_naming_a_number_whose_window_is_over_is_written_off(
+    db_url: str, status: NumberStatus
+) -> None:
+    """Final, or back in the queue after its window ended (a late reply): nothing to complete."""
     ledger = open_ledger(db_url)
     writer = other_writer(db_url)
     now = datetime.now(UTC)
     with session(writer) as s:
-        add_number(s, E164, status=NumberStatus.FAILED)
+        add_number(s, E164, status=status, initiated_at=now - timedelta(minutes=20))
     reply(writer, now)
     try:
         assert one_pass(ledger, now) == []

@@ -62,9 +62,10 @@ def test_stale_beyond_the_tolerance_or_with_an_earlier_verifications_code(db_url
         initiated = datetime.now(UTC)
         with session(ledger.engine) as s:
             add_number(s, E164, verification_uuid="uuid-now", initiated_at=initiated)
-            # the previous attempt's code, used 16 minutes ago
+            # the previous attempt's code, settled (stale) and still known to the inbox (a used
+            # or refused code is forgotten at once: nothing to compare with then)
             old = reply(s, "old", "code 1111", initiated - timedelta(minutes=16))
-            store.mark_used(s, old, E164, "1111")
+            store.set_status(s, old, InboxStatus.STALE, matched_e164=E164, code="1111")
             reply(s, "too-old", "code 3333", initiated - STALE_TOLERANCE - timedelta(seconds=1))
             reply(s, "repeat", "code 1111", initiated - timedelta(seconds=1))
         with ledger.unit_of_work() as uow:

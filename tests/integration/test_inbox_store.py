@@ -89,7 +89,9 @@ def test_match_settle_and_list(db_url: str) -> None:
         store.mark_used(s, good, A, "4821")
     with session(engine) as s:
         used = store.list_messages(s, status=InboxStatus.USED)
-        assert [(m.id, m.matched_e164, m.code) for m in used] == [(good, A, "4821")]
+        # A used code is forgotten: cleared, and masked in the text (issue 13).
+        assert [(m.id, m.matched_e164, m.code) for m in used] == [(good, A, None)]
+        assert "4821" not in used[0].text and "****" in used[0].text
         assert "4821" not in repr(used[0])  # codes stay out of reprs
         assert match_rows(s, ACCOUNT, NOW) == []
 
@@ -148,3 +150,23 @@ def test_typed_codes_match_like_messages(db_url: str) -> None:
         assert [(m.e164, m.code, m.message_id) for m in matches] == [(A, "4821", mid)]
         assert store.get_message(s, waiting).status == "new"
         assert store.get_message(s, mid).source == "ui"
+
+
+def test_refused_and_ended_codes_are_forgotten(db_url: str) -> None:
+    """Codes do not outlive their use: a refused code at once; a code whose number's window has
+    ended, or that is older than any window, at the sweep."""
+    engine = make_engine(db_url)
+    with session(engine) as s:
+        add_number(s, A, verification_uuid="uuid-a", initiated_at=NOW)
+        refused = store.insert_message(s, msg("refused", text="Your code is 5150"))[0]
+        fresh = store.insert_message(s, msg("fresh", text="Your code is 6161"))[0]
+        store.mark_rejected(s, refused, "invalid otp", A, "5150")
+        row = store.get_row(s, fresh)
+        row.status, row.matched_e164 = InboxStatus.UNMATCHED.value, A
+    with session(engine) as s:
+        assert store.get_message(s, refused).code is None
+        assert "5150" not in store.get_message(s, refused).text
+        assert store.retire_ended(s, NOW + timedelta(minutes=1), ACCOUNT) == 0  # still live
+        assert "6161" in store.get_message(s, fresh).text
+        assert store.retire_ended(s, NOW + timedelta(minutes=30), ACCOUNT) == 1
+        assert "6161" not in store.get_message(s, fresh).text

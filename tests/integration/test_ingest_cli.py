@@ -14,7 +14,8 @@ SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample.csv"
 
 def test_check_writes_both_reports_and_summarises(tmp_path: Path) -> None:
     out = tmp_path / "report"
-    result = CliRunner().invoke(app, ["check", str(SAMPLE), "--out", str(out)])
+    args = ["check", str(SAMPLE), "--out", str(out), "--channel", "sms"]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "56 rows read" in result.output
     assert "45 accepted, 11 rejected" in result.output

@@ -39,7 +39,7 @@ def by_line(result: IngestResult) -> dict[int, object]:
 
 
 def test_the_sample_file(tmp_path: Path) -> None:
-    result = ingest_csv(SAMPLE)
+    result = ingest_csv(SAMPLE, default_channel="sms")
     assert (result.data_rows, len(result.accepted), len(result.rejected)) == (56, 45, 11)
     assert result.counts_by_reason() == {
         RejectReason.DUPLICATE: 2,
@@ -68,21 +68,22 @@ def test_the_sample_file(tmp_path: Path) -> None:
     ]
 
 
-ALL_REASONS = """phone,alias,country,channel,subaccount
-,empty,,,
-1+2+3+4+5,unparseable,,,
-4.15556E+09,damaged,,,
-+44 20 7946 0958,bad country,ZZ,,
-call me,words,,,
-555-0123,short,,,
-+1 415 555 26711,long,,,
-+1 555 555 5555,invalid,,,
-+1 415 555 2671 ext 9,extension,,,
-+1 415 555 2671,first,,,
-+1 (415) 555-2671,second,,,
-+1 415 555 0100,channel,,fax,
-+1 415 555 0101,{long_alias},,,
-+1 415 555 0102,sub,,,SA42
+ALL_REASONS = """phone,alias,country,channel,subaccount,owner
+,empty,,,,
+1+2+3+4+5,unparseable,,,,
+4.15556E+09,damaged,,,,
++44 20 7946 0958,bad country,ZZ,,,
+call me,words,,,,
+555-0123,short,,,,
++1 415 555 26711,long,,,,
++1 555 555 5555,invalid,,,,
++1 415 555 2671 ext 9,extension,,,,
++1 415 555 2671,first,,,,
++1 (415) 555-2671,second,,,,
++1 415 555 0100,channel,,fax,,
++1 415 555 0101,{long_alias},,,,
++1 415 555 0102,sub,,,SA42,
++1 415 555 0103,owner,,,,not an address
 """
 
 
@@ -249,7 +250,7 @@ def test_warnings(tmp_path: Path) -> None:
 
 
 def test_reports_round_trip(tmp_path: Path) -> None:
-    result = ingest_csv(SAMPLE)
+    result = ingest_csv(SAMPLE, default_channel="sms")
     accepted_path, rejects_path = write_reports(result, tmp_path / "out" / "check")
     with accepted_path.open(newline="", encoding="utf-8") as handle:
         accepted = list(csv.DictReader(handle))

@@ -17,6 +17,7 @@ from plivo import exceptions
 
 from callerid.sandbox import DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN, SandboxBackend, SandboxServer
 from callerid.sandbox.faults import Fault, FaultKind, Operation
+from callerid.sandbox.state import DEFAULT_SUBACCOUNTS
 
 SUB1, SUB1_TOKEN = "SASANDBOXSUBACCT0001", "sandbox-subaccount-token-1"
 NUMBER = "+14155551234"
@@ -24,7 +25,9 @@ NUMBER = "+14155551234"
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[SandboxServer]:
-    with SandboxServer(SandboxBackend(seed=19, rate=(1000, 1.0))) as running:
+    with SandboxServer(
+        SandboxBackend(seed=19, rate=(1000, 1.0), subaccounts=DEFAULT_SUBACCOUNTS)
+    ) as running:
         yield running
 
 

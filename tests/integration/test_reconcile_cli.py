@@ -79,9 +79,10 @@ def test_prune_against_a_desired_csv_with_rejected_rows_is_refused(
     assert sandbox.backend.get(DEFAULT_AUTH_ID, "+14155550009").alias == "stranger"
 
 
-def test_missing_credentials_are_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("PLIVO_AUTH_ID", raising=False)
+def test_half_set_credentials_are_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No credentials at all means the embedded sandbox account; half of them is a mistake."""
+    monkeypatch.setenv("PLIVO_AUTH_ID", DEFAULT_AUTH_ID)
     monkeypatch.delenv("PLIVO_AUTH_TOKEN", raising=False)
     result = runner.invoke(app, ["reconcile"])
     assert result.exit_code == 2
-    assert "reconcile needs an account" in result.output
+    assert "PLIVO_AUTH_TOKEN is not set (PLIVO_AUTH_ID is)" in result.output

@@ -13,14 +13,14 @@ from callerid.reconcile.account import list_account
 from callerid.reconcile.models import Category, Known, Outcome, Scope
 from callerid.reconcile.service import ReconcileOptions, reconcile_account
 from callerid.sandbox.server import SandboxServer
-from callerid.sandbox.state import DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN
+from callerid.sandbox.state import DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN, DEFAULT_SUBACCOUNTS
 
 SA1, SA2 = "SASANDBOXSUBACCT0001", "SASANDBOXSUBACCT0002"
 
 
 @pytest.fixture
 def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer(seed=7) as server:
+    with SandboxServer(seed=7, subaccounts=DEFAULT_SUBACCOUNTS) as server:
         yield server
 
 

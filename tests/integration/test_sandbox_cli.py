@@ -91,6 +91,52 @@ def test_serve_takes_the_token_from_the_environment() -> None:
     assert token not in first + output
 
 
+def _serve(*args: str) -> tuple[subprocess.Popen[str], str, str]:
+    process = subprocess.Popen(
+        [str(CALLERID), "sandbox", "serve", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stdout is not None
+    first = process.stdout.readline()
+    assert first.startswith("Plivo sandbox listening on http://127.0.0.1:"), first
+    return process, first.rsplit(" ", 1)[1].strip(), first
+
+
+def _stop(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=10)
+    assert process.stdout is not None
+    output = process.stdout.read()
+    process.stdout.close()
+    return output
+
+
+def test_subaccounts_exist_only_when_asked_for() -> None:
+    """Issue 13: a sandbox started with its own main token has no well-known subaccounts."""
+    sub, well_known = "SASANDBOXSUBACCT0001", "sandbox-subaccount-token-1"
+    process, url, _ = _serve("--auth-token", "own-main-token")
+    try:
+        base = f"{url}/v1/Account/{sub}/VerifiedCallerId/"
+        assert httpx.get(base, auth=(sub, well_known)).status_code == 401
+    finally:
+        output = _stop(process)
+    assert "subaccounts: none" in output
+
+    mine = "SAMYOWNSUBACCOUNT001"
+    process, url, _ = _serve("--subaccount", f"{mine}=sub-token", "--default-subaccounts")
+    try:
+        own = f"{url}/v1/Account/{mine}/VerifiedCallerId/"
+        assert httpx.get(own, auth=(mine, "sub-token")).status_code == 200
+        base = f"{url}/v1/Account/{sub}/VerifiedCallerId/"
+        assert httpx.get(base, auth=(sub, well_known)).status_code == 200
+    finally:
+        output = _stop(process)
+    assert "sub-token" not in output
+
+
 def test_a_port_in_use_is_one_clear_line_and_exit_code_2() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
         taken.bind(("127.0.0.1", 0))

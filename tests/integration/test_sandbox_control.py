@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from callerid.sandbox import DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN, SandboxServer
+from callerid.sandbox.state import DEFAULT_SUBACCOUNTS
 
 MAIN = DEFAULT_AUTH_ID
 BASE = f"/v1/Account/{MAIN}/VerifiedCallerId"
@@ -18,7 +19,7 @@ NUMBER = "+14155551234"
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[SandboxServer]:
-    with SandboxServer(seed=3) as running:
+    with SandboxServer(seed=3, subaccounts=DEFAULT_SUBACCOUNTS) as running:
         yield running
 
 

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from callerid.sandbox import DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN, SandboxBackend, SandboxServer
+from callerid.sandbox.state import DEFAULT_SUBACCOUNTS
 
 MAIN = DEFAULT_AUTH_ID
 SUB1, SUB1_TOKEN = "SASANDBOXSUBACCT0001", "sandbox-subaccount-token-1"
@@ -18,7 +19,9 @@ NUMBER = "+14155551234"
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[SandboxServer]:
-    with SandboxServer(SandboxBackend(seed=11, rate=(100_000, 1.0))) as running:
+    with SandboxServer(
+        SandboxBackend(seed=11, rate=(100_000, 1.0), subaccounts=DEFAULT_SUBACCOUNTS)
+    ) as running:
         yield running
 
 
@@ -146,6 +149,35 @@ def test_form_bodies_unknown_keys_and_empty_strings(
 def test_bad_bodies_get_400(api: httpx.Client, content: bytes, message: str) -> None:
     response = api.post(f"{BASE}/", content=content, headers={"Content-Type": "application/json"})
     assert_error(response, 400, message)
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize("content", [b'""', b"null", b"{not json", b"[1, 2]"])
+def test_get_and_delete_ignore_their_bodies(
+    api: httpx.Client, sandbox: SandboxServer, content: bytes
+) -> None:
+    """Plivo's SDKs send a JSON body even on body-less calls (issue 13): GET and DELETE ignore
+    it, so a delete works and an unknown number is 404, never 400."""
+    verify(api, sandbox)
+    digits = NUMBER.lstrip("+")
+    got = api.request("GET", f"{BASE}/{digits}/", content=content, headers=JSON)
+    assert got.status_code == 200 and got.json()["phone_number"] == NUMBER
+    listed = api.request("GET", f"{BASE}/", content=content, headers=JSON)
+    assert listed.status_code == 200 and listed.json()["meta"]["total_count"] == 1
+    deleted = api.request("DELETE", f"{BASE}/{digits}/", content=content, headers=JSON)
+    assert deleted.status_code == 204, deleted.text
+    again = api.request("DELETE", f"{BASE}/{digits}/", content=content, headers=JSON)
+    assert_error(again, 404, "not found")
+
+
+@pytest.mark.parametrize("content", [b'""', b"null", b' "" '])
+def test_an_empty_json_body_is_no_body(api: httpx.Client, content: bytes) -> None:
+    response = api.post(f"{BASE}/", content=content, headers=JSON)
+    assert_error(response, 400, "phone_number is required")
+    unknown = api.post(f"{BASE}/12025550199/", content=content, headers=JSON)
+    assert_error(unknown, 404, "not found")
 
 
 def test_every_error_of_section_0_over_http(api: httpx.Client, sandbox: SandboxServer) -> None:

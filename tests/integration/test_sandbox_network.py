@@ -25,6 +25,7 @@ from callerid.sandbox import (
     SandboxServer,
     ThreadedUvicorn,
 )
+from callerid.sandbox.state import DEFAULT_SUBACCOUNTS
 
 MAIN = DEFAULT_AUTH_ID
 SUB1, SUB1_TOKEN = "SASANDBOXSUBACCT0001", "sandbox-subaccount-token-1"
@@ -97,7 +98,13 @@ def inbox(inbox_server: Inbox) -> Inbox:
 
 @pytest.fixture
 def sandbox(inbox: Inbox) -> Iterator[SandboxServer]:
-    with SandboxServer(inbox_url=inbox.url, reply_delay_s=0.05, late_s=30, seed=5) as running:
+    with SandboxServer(
+        inbox_url=inbox.url,
+        reply_delay_s=0.05,
+        late_s=30,
+        seed=5,
+        subaccounts=DEFAULT_SUBACCOUNTS,
+    ) as running:
         yield running
 
 
@@ -155,14 +162,24 @@ def test_a_subaccount_number_is_signed_with_the_subaccount_token(
     assert hook["v3_ok"] and hook["ma_v3_ok"]
 
 
-def test_voice_otp_by_default_the_person_texts_it_back(
+def test_a_voice_code_is_only_heard_and_an_sms_to_a_landline_never_arrives(
     sandbox: SandboxServer, inbox: Inbox
 ) -> None:
-    uuid = initiate(sandbox, channel="call")
+    """Issue 12: the sandbox's phone network follows the number type, as the real one does."""
+    landline = "+442079460958"  # phonenumbers: FIXED_LINE
+    called = initiate(sandbox, channel="call")
+    texted_landline = initiate(sandbox, landline)
+    initiate(sandbox, "+14155550123")  # a mobile-or-fixed US number: its SMS arrives
     [hook] = inbox.wait_for(1)
-    assert hook["form"]["Text"].endswith(sandbox.backend.otp_for(uuid))
-    messages = httpx.get(f"{sandbox.url}/_sandbox/messages", params={"phone_number": NUMBER}).json()
-    assert messages["messages"][0]["channel"] == "call"
+    assert hook["form"]["From"] == "14155550123"
+    assert sandbox.network.pending() == 0 and len(inbox.received) == 1
+    messages = httpx.get(f"{sandbox.url}/_sandbox/messages").json()["messages"]
+    by_uuid = {m["verification_uuid"]: m for m in messages}
+    heard = by_uuid[called]
+    assert heard["channel"] == "call" and heard["reaches_phone"] is True
+    assert heard["otp"] == sandbox.backend.otp_for(called)
+    assert by_uuid[texted_landline]["reaches_phone"] is False
+    assert {d.phone_number for d in sandbox.network.deliveries()} == {"+14155550123"}
 
 
 @pytest.mark.parametrize("behaviour", [Behaviour.NEVER, Behaviour.SILENT])
@@ -170,7 +187,7 @@ def test_never_and_silent_send_nothing_but_the_otp_is_readable(
     sandbox: SandboxServer, inbox: Inbox, behaviour: Behaviour
 ) -> None:
     sandbox.network.set_behaviour(NUMBER, behaviour)
-    uuid = initiate(sandbox, channel="call")
+    uuid = initiate(sandbox)
     initiate(sandbox, "+14155550123")  # a normal number, delivered after the silent one would be
     [hook] = inbox.wait_for(1)
     assert hook["form"]["From"] == "14155550123"

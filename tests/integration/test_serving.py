@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -23,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from callerid.sandbox.server import SandboxServer
 from callerid.serving import ServerLimits, ThreadedUvicorn
 
 LIVENESS_S = 10.0
@@ -187,3 +189,70 @@ def test_the_soft_descriptor_limit_is_raised_to_the_hard_one() -> None:
     new_soft, new_hard, cap = map(int, result.stdout.split())
     assert (new_soft, new_hard) == (hard, hard)
     assert cap < new_soft // 2
+
+
+def test_the_sandbox_runs_with_the_same_limits() -> None:
+    with SandboxServer() as sandbox:
+        assert sandbox.limits == ServerLimits()
+    with SandboxServer(limits=SHORT) as sandbox, connect(sandbox) as idle:
+        assert closed_by_server(idle)
+
+
+EMFILE_SERVER = """
+import os, resource, sys, time
+from starlette.applications import Starlette
+from callerid.serving import ThreadedUvicorn
+server = ThreadedUvicorn(Starlette())
+server.start()
+in_use = len(os.listdir("/proc/self/fd"))
+hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+resource.setrlimit(resource.RLIMIT_NOFILE, (in_use + 4, hard))
+print(server.port, flush=True)
+time.sleep(3)
+"""
+
+
+def test_running_out_of_descriptors_logs_a_few_lines_not_thousands(tmp_path: Path) -> None:
+    """asyncio retries a failing accept in a tight loop, logging a traceback each time (found:
+    152,772 tracebacks, 62 MB in 10 s); the server logs a few a minute. The descriptors are taken
+    away under the server's feet here: its own cap would otherwise keep it from running out."""
+    log = tmp_path / "server.log"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-c", EMFILE_SERVER], stdout=subprocess.PIPE, stderr=stderr, text=True
+        )
+        assert process.stdout is not None
+        port = int(process.stdout.readline())
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(50)]
+        process.wait(timeout=30)
+        process.stdout.close()
+        for client in clients:
+            client.close()
+    text = log.read_text()
+    assert "Too many open files" in text  # it did run out
+    assert text.count("Traceback") <= 5 and len(text) < 16 * 1024, text[:2000]
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """One short response (Content-Length framed, as Starlette's plain-text ones are)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(4096)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        body += sock.recv(4096)
+    return head + b"\r\n\r\n" + body
+
+
+def test_after_an_early_answer_a_small_rest_of_body_keeps_the_connection(
+    server: ThreadedUvicorn,
+) -> None:
+    """Only a large rest is refused: a client that finishes its small body reuses the connection."""
+    with connect(server) as sock:
+        sock.sendall(b"POST /unread HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        assert read_response(sock).startswith(b"HTTP/1.1 413")
+        sock.sendall(b"a" * 1000)
+        sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = read_response(sock)
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"ok")

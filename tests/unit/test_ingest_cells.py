@@ -179,13 +179,21 @@ def test_subaccount_cells() -> None:
 
 
 def test_run_defaults_are_checked_up_front() -> None:
-    assert check_defaults("gb", "CALL", None) == ("GB", Channel.CALL, None)
+    assert check_defaults("gb", "CALL", None) == ("GB", Channel.CALL, None, None)
+    assert check_defaults("US", "Auto", None, " Ada@Example.COM ") == (
+        "US",
+        None,
+        None,
+        "Ada@example.com",
+    )
     with pytest.raises(IngestOptionError, match="default region 'XX'"):
         check_defaults("XX", "sms", None)
     with pytest.raises(IngestOptionError, match="default channel 'fax'"):
         check_defaults("US", "fax", None)
     with pytest.raises(IngestOptionError, match="subaccount 'SA1'"):
         check_defaults("US", "sms", "SA1")
+    with pytest.raises(IngestOptionError, match="default owner: owner 'ada' is not an email"):
+        check_defaults("US", "sms", None, "ada")
 
 
 def test_a_result_that_loses_a_row_cannot_be_built() -> None:

@@ -72,7 +72,6 @@ async def test_initiate_outcome_unknown_is_never_resent(reply: Reply) -> None:
         (httpx.ReadTimeout("slow"), PlivoTimeoutError),
         (httpx.RemoteProtocolError("dropped"), PlivoConnectionError),
         (httpx.ConnectError("refused"), PlivoConnectionError),
-        (err(429, "too many requests"), RateLimitedError),
     ],
 )
 async def test_repeatable_calls_retry_then_give_up(reply: Reply, error: type[Exception]) -> None:
@@ -133,3 +132,49 @@ async def test_a_429_is_reported_to_the_limiter() -> None:
     async with client(Server(err(429, "too many requests"), ok(CALLER)), limiter=limiter) as c:
         await c.get(NUMBER)
     assert limiter.rate_limits == 1
+
+
+FAST_429 = RetryPolicy(max_attempts=2, base_s=0.001, cap_s=0.004, rate_limited_deadline_s=60)
+
+
+@pytest.mark.parametrize("call", ["get", "initiate", "list"])
+async def test_a_429_burst_is_waited_out_whatever_max_attempts(call: str) -> None:
+    """A 429 means "wait": twelve in a row do not end a request allowed two failed attempts."""
+    burst = [err(429, "too many requests")] * 12
+    answer = {
+        "get": ok(CALLER),
+        "initiate": ok({"verification_uuid": "u"}, 201),
+        "list": ok({"meta": {"total_count": 0, "limit": 20, "offset": 0}, "objects": []}),
+    }[call]
+    server = Server(*burst, answer)
+    async with client(server, retry_policy=FAST_429) as c:
+        if call == "get":
+            await c.get(NUMBER)
+        elif call == "initiate":
+            await c.initiate(NUMBER)
+        else:
+            assert [item async for item in c.list()] == []
+    assert len(server.requests) == 13
+
+
+async def test_429s_end_when_the_deadline_would_pass() -> None:
+    server = Server(err(429, "too many requests"))  # for ever
+    policy = RetryPolicy(max_attempts=2, base_s=0.001, cap_s=0.004, rate_limited_deadline_s=0.2)
+    async with client(server, retry_policy=policy) as c:
+        with pytest.raises(RateLimitedError):
+            await c.get(NUMBER)
+    assert len(server.requests) > 2  # beyond max_attempts, up to the deadline
+
+
+async def test_other_failures_still_count_against_max_attempts_among_429s() -> None:
+    server = Server(err(500, "boom"), err(429, "slow"), err(429, "slow"), err(500, "boom"))
+    async with client(server, retry_policy=FAST_429) as c:
+        with pytest.raises(ServerError):
+            await c.get(NUMBER)
+    assert len(server.requests) == 4
+
+
+def test_the_deadline_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CALLERID_RATE_LIMITED_DEADLINE_S", "42")
+    c = client(Server(ok(CALLER)), retry_policy=None)
+    assert c._transport._policy.rate_limited_deadline_s == 42.0

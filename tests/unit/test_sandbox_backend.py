@@ -24,6 +24,7 @@ from callerid.sandbox.errors import (
     UnauthorizedError,
 )
 from callerid.sandbox.models import SentOtp
+from callerid.sandbox.state import DEFAULT_SUBACCOUNTS
 
 SUB1, SUB2 = "SASANDBOXSUBACCT0001", "SASANDBOXSUBACCT0002"
 NUMBER = "+14155551234"
@@ -36,7 +37,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def backend(clock: ManualClock) -> SandboxBackend:
-    return SandboxBackend(clock=clock, seed=7)
+    return SandboxBackend(clock=clock, seed=7, subaccounts=DEFAULT_SUBACCOUNTS)
 
 
 def start(backend: SandboxBackend, number: str = NUMBER, **kw: str) -> tuple[str, str]:
@@ -317,7 +318,7 @@ def test_requests_over_the_rolling_window_get_429(clock: ManualClock) -> None:
 
 def test_a_subaccounts_requests_count_in_its_parents_window(clock: ManualClock) -> None:
     """Plivo's 300/5 s is account-wide: subaccount credentials share the main account's window."""
-    backend = SandboxBackend(clock=clock, rate=(3, 5.0))
+    backend = SandboxBackend(clock=clock, rate=(3, 5.0), subaccounts=DEFAULT_SUBACCOUNTS)
     backend.begin_request(SUB1, SUB1, "sandbox-subaccount-token-1")
     backend.begin_request(SUB2, SUB2, "sandbox-subaccount-token-2")
     backend.begin_request(MAIN, MAIN, DEFAULT_AUTH_TOKEN)
@@ -391,3 +392,51 @@ def test_reads_do_not_shift_the_seeded_sequence() -> None:
         busy.new_api_id()
         busy.list(MAIN)
     assert start(quiet) == start(busy)
+
+
+def test_subaccounts_exist_only_when_asked_for() -> None:
+    """A sandbox with its own main token has no subaccount with a well-known token (issue 13)."""
+    private = SandboxBackend(auth_token="a-private-token")
+    assert private.subaccounts == ()
+    with expect(UnauthorizedError, "authentication failed"):
+        private.begin_request(SUB1, SUB1, "sandbox-subaccount-token-1")
+    asked = SandboxBackend(auth_token="a-private-token", subaccounts={SUB1: "own-token"})
+    assert asked.subaccounts == (SUB1,)
+    asked.begin_request(SUB1, SUB1, "own-token")
+
+
+class _NoScan(dict):  # type: ignore[type-arg]
+    """A dict that refuses to be walked: operations that must not scan every entry use it."""
+
+    def values(self):  # type: ignore[no-untyped-def]
+        raise AssertionError("scanned every entry")
+
+    def items(self):  # type: ignore[no-untyped-def]
+        raise AssertionError("scanned every entry")
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        raise AssertionError("scanned every entry")
+
+
+def test_initiate_and_list_pages_never_scan_every_number(clock: ManualClock) -> None:
+    """Issue 14: the sandbox does O(1)-ish work per initiate and per list page (indexes),
+    so it is never the limit at 100,000 numbers. Walking every caller ID or verification fails."""
+    backend = SandboxBackend(clock=clock, seed=3, subaccounts=DEFAULT_SUBACCOUNTS)
+    for i in range(60):
+        backend.seed_verified(f"+1415555{1000 + i}", subaccount=SUB1 if i % 3 == 0 else None)
+        clock.advance(1)
+    backend._callers = _NoScan(backend._callers)  # type: ignore[attr-defined]
+    backend._verifications = _NoScan(backend._verifications)  # type: ignore[attr-defined]
+    uuid, _ = start(backend, "+14155552000")
+    start(backend, "+14155552000")  # supersedes the first
+    assert backend.verification(uuid).state.value == "superseded"  # type: ignore[union-attr]
+    first = backend.list(MAIN, limit=20)
+    assert first.total_count == 60 and first.objects[0].phone_number == "+14155551059"
+    last = backend.list(MAIN, limit=20, offset=40)
+    assert last.objects[-1].phone_number == "+14155551000"
+    by_sub = backend.list(MAIN, subaccount=SUB1, limit=20, offset=10)
+    assert by_sub.total_count == 20 and len(by_sub.objects) == 10
+    assert by_sub.objects[0].phone_number == "+14155551027"
+    assert backend.list(SUB1, limit=5).total_count == 20
+    assert backend.list(MAIN, country="us", limit=20).total_count == 60
+    assert len(backend.messages("+14155552000")) == 2
