@@ -126,6 +126,7 @@ class PeopleGlue:
         )
         if not base_url:
             logger.warning("owners are named but the code page has no public URL (--public-url)")
+            self.lane.why_not = "no --public-url for the code page's links"
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 

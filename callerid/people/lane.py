@@ -82,6 +82,7 @@ class PeopleLane:
         self.gather = gather
         self._sent: dict[int, waves.OwnerMessage] = {}
         self.waves_sent = 0
+        self.why_not = NO_SMTP  # recorded on every message when there is no mailer
         self._key: bytes | None = None
 
     def _send(self, mails: Sequence[Mail]) -> dict[str, str]:
@@ -89,7 +90,7 @@ class PeopleLane:
         if not mails:
             return {}
         if self.mailer is None:
-            return {m.to: NO_SMTP for m in mails}
+            return {m.to: self.why_not for m in mails}
         try:
             report = self.mailer.send(mails)
         except Exception as exc:  # a mailer bug must not end the lane, nor lose the record

@@ -166,3 +166,14 @@ def test_owners_type_their_codes_on_the_page_and_every_number_verifies(
 
     # The landlines went by call, the mobiles by SMS.
     assert channels == {n: {"call"} for n in LANDLINES} | {n: {"sms"} for n in MOBILES}
+
+
+def test_a_notification_that_cannot_be_sent_is_logged_not_raised(
+    prefect_api: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tasks.people import notify
+
+    with caplog.at_level(logging.WARNING, logger="tasks.people"):
+        sent = asyncio.run(notify("custom-webhook/nobody-made-this", "body", "subject"))
+    assert sent is False
+    assert "could not notify through custom-webhook/nobody-made-this" in caplog.text
