@@ -110,9 +110,15 @@ class PeopleGlue:
         self.pipeline = pipeline
         self.notify_block = notify_block
         self.logger = logger
-        settings = mail_settings(smtp_block)
+        unusable: str | None = None
+        try:
+            settings = mail_settings(smtp_block)
+        except Exception as exc:  # a bad URL or block must not fail the run: it is recorded
+            unusable = f"SMTP settings unusable: {type(exc).__name__}: {exc}"
+            logger.error("%s", unusable)
+            settings = None
         mailer = SmtpMailer(settings) if settings is not None else None
-        if mailer is None:
+        if mailer is None and unusable is None:
             logger.warning("owners are named but no SMTP is configured (%s, --smtp-block)", ENV_URL)
         self.lane = PeopleLane(
             pipeline.ledger,
@@ -127,6 +133,8 @@ class PeopleGlue:
         if not base_url:
             logger.warning("owners are named but the code page has no public URL (--public-url)")
             self.lane.why_not = "no --public-url for the code page's links"
+        elif unusable:
+            self.lane.why_not = unusable
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -246,7 +254,25 @@ def write_people_report(pipeline: Pipeline) -> dict[str, Any]:
                     row.created_at.isoformat(),
                 ]
             )
+    _append_summary(pipeline, counts, failed)
     return {**counts, "not_emailed": failed, "notifications_csv": str(path)}
+
+
+def _append_summary(pipeline: Pipeline, counts: dict[str, int], failed: dict[str, str]) -> None:
+    """The owners' part of the run's `summary.md`: who was emailed, and who could not be."""
+    lines = [
+        "",
+        "## Owners",
+        "",
+        f"{counts['owners_emailed']} owners emailed in {counts['waves']} waves "
+        f"({counts['emails_sent']} messages, {counts['reminders']} reminders); "
+        f"{counts['emails_failed']} messages could not be sent (notifications.csv).",
+    ]
+    if failed:
+        lines += ["", "| number | why its owner was not emailed |", "| --- | --- |"]
+        lines += [f"| {e164} | {why} |" for e164, why in sorted(failed.items())[:200]]
+    with pipeline.paths.summary_md.open("a", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
 
 
 async def notify_end(

@@ -164,6 +164,9 @@ def test_owners_type_their_codes_on_the_page_and_every_number_verifies(
         assert "(voice call)" in mails[0].body and "(SMS)" in mails[1].body
         assert "Plivo has sent a verification code to this 1 number" in mails[0].body
 
+    summary = (Path(result["results_csv"]).parent / "summary.md").read_text()
+    assert "3 owners emailed in 2 waves" in summary
+
     # The landlines went by call, the mobiles by SMS.
     assert channels == {n: {"call"} for n in LANDLINES} | {n: {"sms"} for n in MOBILES}
 
@@ -177,3 +180,36 @@ def test_a_notification_that_cannot_be_sent_is_logged_not_raised(
         sent = asyncio.run(notify("custom-webhook/nobody-made-this", "body", "subject"))
     assert sent is False
     assert "could not notify through custom-webhook/nobody-made-this" in caplog.text
+
+
+def test_mail_that_cannot_be_sent_is_in_the_reports_and_the_run_goes_on(
+    prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.bulk_verify import bulk_verify
+
+    for name in ("PLIVO_AUTH_ID", "PLIVO_AUTH_TOKEN", "PLIVO_API_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CALLERID_DATABASE_URL", f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    monkeypatch.setenv("CALLERID_OUTPUT_DIR", str(tmp_path / "out"))
+    with smtp_server() as gone:  # a mail server that is no longer there
+        monkeypatch.setenv("CALLERID_SMTP_URL", gone.url)
+    rows = [{"phone_number": MOBILES[0], "owner": OWNERS[0]}]
+    csv_path = write_csv(tmp_path / "one.csv", rows)
+    result = asyncio.run(
+        bulk_verify(
+            str(csv_path),
+            shared_rate_limit=False,
+            poll_interval_s=0.2,
+            sandbox_reply_delay_s=3,  # the SMS arrives; the owner is asked before it does
+            ask_person_after_s=0,
+        )
+    )
+    assert result["counts"]["verified"] == 1
+    people = result["people"]
+    assert (people["waves"], people["emails_sent"], people["emails_failed"]) == (1, 0, 1)
+    why = people["not_emailed"][MOBILES[0]]
+    assert why.startswith(f"email to {OWNERS[0]} not sent: cannot connect")
+    summary = (Path(result["results_csv"]).parent / "summary.md").read_text()
+    assert f"| {MOBILES[0]} | {why} |" in summary
+    notifications = read_csv(Path(people["notifications_csv"]))
+    assert [(n["owner"], n["status"]) for n in notifications] == [(OWNERS[0], "failed")]
