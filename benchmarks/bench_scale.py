@@ -43,40 +43,7 @@ from callerid.sandbox.state import DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN
 UNTHROTTLED = 10_000_000  # requests per 5 s: neither the sandbox nor the client limiter binds
 AREA_CODES = ("415", "312", "202", "646", "617", "213", "305", "404", "512", "206", "303", "702")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-RUNNER = """
-import atexit, cProfile, os, pstats, resource, sys, threading
-def _peak():
-    with open(os.environ["BENCH_RSS_FILE"], "w") as fh:
-        fh.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
-atexit.register(_peak)
-profile = os.environ.get("BENCH_PROFILE")
-if profile:  # every thread (the flow runs in one, the ledger work in others)
-    profilers = [cProfile.Profile()]
-    _run = threading.Thread.run
-    def run(self):
-        profiler = cProfile.Profile()
-        profilers.append(profiler)
-        profiler.enable()
-        try:
-            _run(self)
-        finally:
-            profiler.disable()
-    threading.Thread.run = run
-    def _dump():
-        profilers[0].disable()
-        stats = pstats.Stats(profilers[0])
-        for p in profilers[1:]:
-            try:
-                stats.add(p)
-            except (TypeError, ValueError):
-                pass
-        stats.dump_stats(profile)
-    atexit.register(_dump)
-    profilers[0].enable()
-from callerid.cli import main
-sys.argv = ["callerid", *sys.argv[1:]]
-main()
-"""
+RUNNER = str(Path(__file__).with_name("scale_runner.py"))
 
 
 def numbers(count: int) -> list[str]:
@@ -148,7 +115,9 @@ def measure(count: int, silent: int, wait_s: float, profile: Path | None) -> dic
         "BENCH_RSS_FILE": str(folder / "rss"),
     }
     env.pop("PREFECT_API_URL", None)
-    if profile is not None:
+    if profile is not None and profile.suffix == ".samples":
+        env["BENCH_SAMPLE"] = str(profile)
+    elif profile is not None:
         env["BENCH_PROFILE"] = str(profile)
     cli = [sys.executable, "-c", "import sys; from callerid.cli import main; main()"]
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
@@ -175,7 +144,7 @@ def measure(count: int, silent: int, wait_s: float, profile: Path | None) -> dic
             ).raise_for_status()
         started = time.monotonic()
         run = subprocess.Popen(
-            [sys.executable, "-c", RUNNER, "run", str(csv_path), "--reply-delay", "0"],
+            [sys.executable, RUNNER, "run", str(csv_path), "--reply-delay", "0"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -261,6 +230,9 @@ def main() -> None:
     parser.add_argument("--silent", type=int, default=5, help="numbers that never text a code")
     parser.add_argument("--wait-s", type=float, default=20.0, help="seconds of waiting measured")
     parser.add_argument("--profile", type=Path, help="cProfile the run process into DIR/<n>.prof")
+    parser.add_argument(
+        "--sample", action="store_true", help="with --profile: stack samples instead of cProfile"
+    )
     args = parser.parse_args()
     sizes = [*args.sizes, *([100_000] if args.big else [])]
     print(f"load before: {os.getloadavg()}", flush=True)
@@ -269,7 +241,7 @@ def main() -> None:
         profile = None
         if args.profile:
             args.profile.mkdir(parents=True, exist_ok=True)
-            profile = args.profile / f"{count}.prof"
+            profile = args.profile / f"{count}.{'samples' if args.sample else 'prof'}"
         row = measure(count, args.silent, args.wait_s, profile)
         rows.append(row)
         base = rows[0]["loop_s_per_1000"]

@@ -157,12 +157,24 @@ def install_shared_limiter(settings: Settings) -> RateLimiter:
 
 def account_limiter(settings: Settings, *, shared: bool | None = None) -> RateLimiter:
     """The account's limiter in this process; fed from the account's GCL when `shared`
-    (default: when a Prefect server is configured)."""
+    (default: when a Prefect server is configured), else from the ledger when that is
+    PostgreSQL (`callerid.pipeline.shared_budget`)."""
     auth_id = settings.plivo_auth_id
     if not auth_id:
         raise ValueError("no PLIVO_AUTH_ID: cannot pick the account's rate limiter")
     if under_prefect_server() if shared is None else shared:
         install_shared_limiter(settings)
+    else:  # no Prefect server: processes on a PostgreSQL ledger share the budget through it
+        from callerid.pipeline.shared_budget import ledger_limiter
+
+        limiter = ledger_limiter(
+            auth_id,
+            settings.rate_limit_requests,
+            settings.rate_limit_period_s,
+            settings.resolved_database_url(),
+        )
+        if limiter is not None:
+            return limiter
     return limiter_for(auth_id, settings.rate_limit_requests, settings.rate_limit_period_s)
 
 

@@ -165,7 +165,8 @@ def _staleness(
 ) -> str | None:
     if as_utc(received_at) < as_utc(verification.initiated_at) - STALE_TOLERANCE:
         return "received before the current initiation"
-    if code in earlier_codes.get(verification.e164, frozenset()):
+    earlier = earlier_codes.get(verification.e164, frozenset())
+    if any(store.is_fingerprint_of(known, verification.e164, code) for known in earlier):
         return "carries the code of an earlier verification"
     return None
 

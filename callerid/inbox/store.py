@@ -7,10 +7,14 @@ receivers storing the same MessageUUID at the same moment still leave one row.
 Codes do not outlive their use (issue 13): once a message is used or refused, or the window of
 its number has ended, its text keeps the code masked (`****`) and its `code` is cleared
 (`retire`, `retire_ended`). What a person reads later still says what came from whom and when.
+A retired message that named a number keeps, in `code`, only a short fingerprint of (number,
+code), `#` and 7 hex digits: never the code, but enough for the matcher to recognise a late copy
+of an earlier verification's SMS (`is_fingerprint_of`). The code it stands for no longer works.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -164,12 +168,30 @@ def set_status(
         row.note = note
 
 
+_FINGERPRINT = "#"
+
+
+def fingerprint(e164: str, code: str) -> str:
+    """What a retired message keeps of its code: `#` + 7 hex digits of sha256(number:code)."""
+    return _FINGERPRINT + hashlib.sha256(f"{e164}:{code}".encode()).hexdigest()[:7]
+
+
+def is_fingerprint_of(stored: str | None, e164: str, code: str) -> bool:
+    """`stored` (a message's `code` column) is `code` itself or the fingerprint of it."""
+    return stored is not None and stored in (code, fingerprint(e164, code))
+
+
 def retire(row: InboxMessage) -> None:
-    """Forget the code of `row`: masked in the text, cleared from `code`."""
+    """Forget the code of `row`: masked in the text; `code` cleared, or kept as a fingerprint
+    when the message is settled and names its number. Call after setting the status."""
     masked = mask_codes_in_text(row.text or "")
     if masked != row.text:
         row.text = masked
-    row.code = None
+    if row.code and not row.code.startswith(_FINGERPRINT):
+        # A message still `new` (too old to hold a live code) must not hand a fingerprint to
+        # the matcher as if it were a code: cleared.
+        e164 = row.matched_e164 if row.status != InboxStatus.NEW.value else None
+        row.code = fingerprint(e164, row.code) if e164 else None
 
 
 def retire_ended(session: Session, now: datetime, account: str | None = None) -> int:
@@ -189,7 +211,10 @@ def retire_ended(session: Session, now: datetime, account: str | None = None) ->
     settled = InboxMessage.status != InboxStatus.NEW.value
     query = select(InboxMessage).where(
         *_account_filter(account),
-        or_(InboxMessage.code.is_not(None), InboxMessage.text.regexp_match(r"\d{4}")),
+        or_(
+            InboxMessage.code.is_not(None) & InboxMessage.code.not_like(f"{_FINGERPRINT}%"),
+            InboxMessage.text.regexp_match(r"\d{4}"),
+        ),
         or_(
             InboxMessage.received_at < now - CODE_LIFETIME,
             settled & (InboxMessage.matched_e164.is_(None) | number),

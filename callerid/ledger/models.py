@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -269,3 +270,15 @@ def _count_triggers(target: object, connection: Connection, **kw: Any) -> None:
 
     if kw.get("tables") is None or RunCount.__table__ in kw["tables"]:
         install_triggers(connection)
+
+
+class RateGrant(Base):
+    """One request granted to an account by the budget shared through PostgreSQL
+    (`rate_budget.py`); `at` is the database's clock in epoch seconds. Pruned as it goes."""
+
+    __tablename__ = "rate_grants"
+    __table_args__ = (Index("ix_rate_grants_account_at", "account", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(64))
+    at: Mapped[float] = mapped_column(Float)

@@ -20,6 +20,7 @@ from callerid.masking import mask_secret
 from callerid.pipeline.clock_sync import SandboxClockFollower
 from callerid.pipeline.options import PipelineOptions, RunPaths
 from callerid.pipeline.session import Pipeline
+from callerid.pipeline.shared_budget import ledger_limiter
 from callerid.plivo import PlivoClient, RateLimiter, RetryPolicy, limiter_for
 from callerid.plivo.errors import (
     AuthenticationError,
@@ -199,6 +200,11 @@ async def open_run(
                 clock, clock_sync, sandbox_url = follower.clock, follower.sync, api_url
                 await follower.sync()
                 stack.push_async_callback(follower.aclose)
+        if limiter is None and not settings.uses_sandbox:
+            # several processes of one account on a PostgreSQL ledger share its budget there
+            limiter = ledger_limiter(
+                account, settings.rate_limit_requests, settings.rate_limit_period_s, url
+            )
         if limiter is None:
             limiter = limiter_for(
                 account, settings.rate_limit_requests, settings.rate_limit_period_s

@@ -76,9 +76,12 @@ def outcomes(pipeline: Pipeline, e164s: Sequence[str]) -> dict[str, NumberOutcom
 
 
 # How long one look at the ledger serves the loop's lanes and its progress writer when this
-# process has committed nothing since (another process's commits, e.g. a webhook receiver's new
-# messages, are seen this much later at most).
+# process has committed nothing since: SHARED_READ_S, doubled after each look that found nothing
+# changed, up to IDLE_READ_S (another process's commits, e.g. a webhook receiver's new messages,
+# are seen that much later at most; a run that only waits for codes reads twice a second, not
+# four times per lane).
 SHARED_READ_S = 0.25
+IDLE_READ_S = 2.0
 
 
 @dataclass(slots=True)
@@ -87,6 +90,7 @@ class _Look:
     counts: dict[str, int]
     commits: int  # the ledger's commit count when the read started
     at: float  # time.monotonic() when it started
+    serves_s: float = SHARED_READ_S  # how long it may be reused
 
 
 _reading = threading.Lock()  # one read at a time: the lanes that wait for it then share it
@@ -112,13 +116,13 @@ def _look(pipeline: Pipeline, decision_now: datetime) -> _Look:
     with _reading:
         last = getattr(pipeline, "shared_look", None)
         now = time.monotonic()
-        if (
-            isinstance(last, _Look)
-            and last.commits == pipeline.ledger.commits
-            and now - last.at < SHARED_READ_S
-        ):
+        if not isinstance(last, _Look) or last.commits != pipeline.ledger.commits:
+            last = None  # this process wrote something since: read afresh
+        elif now - last.at < last.serves_s:
             return last
         look = _read(pipeline, decision_now, pipeline.ledger.commits, now)
+        if last is not None and (look.work, look.counts) == (last.work, last.counts):
+            look.serves_s = min(IDLE_READ_S, 2 * last.serves_s)
         pipeline.shared_look = look
         return look
 

@@ -89,8 +89,10 @@ def test_match_settle_and_list(db_url: str) -> None:
         store.mark_used(s, good, A, "4821")
     with session(engine) as s:
         used = store.list_messages(s, status=InboxStatus.USED)
-        # A used code is forgotten: cleared, and masked in the text (issue 13).
-        assert [(m.id, m.matched_e164, m.code) for m in used] == [(good, A, None)]
+        # A used code is forgotten: masked in the text, kept only as a fingerprint (issue 13).
+        assert [(m.id, m.matched_e164, m.code) for m in used] == [
+            (good, A, store.fingerprint(A, "4821"))
+        ]
         assert "4821" not in used[0].text and "****" in used[0].text
         assert "4821" not in repr(used[0])  # codes stay out of reprs
         assert match_rows(s, ACCOUNT, NOW) == []
@@ -164,9 +166,17 @@ def test_refused_and_ended_codes_are_forgotten(db_url: str) -> None:
         row = store.get_row(s, fresh)
         row.status, row.matched_e164 = InboxStatus.UNMATCHED.value, A
     with session(engine) as s:
-        assert store.get_message(s, refused).code is None
+        assert store.get_message(s, refused).code == store.fingerprint(A, "5150")
         assert "5150" not in store.get_message(s, refused).text
         assert store.retire_ended(s, NOW + timedelta(minutes=1), ACCOUNT) == 0  # still live
         assert "6161" in store.get_message(s, fresh).text
         assert store.retire_ended(s, NOW + timedelta(minutes=30), ACCOUNT) == 1
         assert "6161" not in store.get_message(s, fresh).text
+        assert store.retire_ended(s, NOW + timedelta(minutes=40), ACCOUNT) == 0  # once is enough
+    with session(engine) as s:  # an assigned message left `new` past any window: no code left
+        late = store.insert_message(s, msg("late", text="Your code is 7272"))[0]
+        store.assign(s, late, A)
+    with session(engine) as s:
+        assert store.retire_ended(s, NOW + timedelta(minutes=40), ACCOUNT) == 1
+        assert store.get_message(s, late).code is None
+        assert "7272" not in store.get_message(s, late).text

@@ -319,3 +319,78 @@ def test_every_row_of_a_sheet_is_accounted_for_on_its_row(
     assert lines == expected
     for row in result.accepted:
         assert row.e164.startswith("+") and row.e164[1:].isdigit()
+
+
+def _biff(kind: int, data: bytes = b"") -> bytes:
+    return struct.pack("<HH", kind, len(data)) + data
+
+
+def _bof(sheet_type: int) -> bytes:
+    return _biff(0x0809, struct.pack("<HHHHII", 0x0600, sheet_type, 0x0DBB, 0x07CC, 0, 0x06))
+
+
+def _workbook_stream(name: str, cells: list[tuple[int, int, str | float]]) -> bytes:
+    """BIFF8: globals (BOF, one BOUNDSHEET, EOF), then the sheet (BOF, DIMENSIONS, cells, EOF)."""
+    sheet = _bof(0x0010)
+    rows, cols = [r for r, _, _ in cells], [c for _, c, _ in cells]
+    sheet += _biff(0x0200, struct.pack("<IIHHH", 0, max(rows) + 1, 0, max(cols) + 1, 0))
+    for row, col, value in cells:
+        if isinstance(value, float):  # NUMBER
+            sheet += _biff(0x0203, struct.pack("<HHHd", row, col, 0, value))
+        else:  # LABEL, 8-bit characters
+            text = value.encode("latin-1")
+            sheet += _biff(0x0204, struct.pack("<HHHHB", row, col, 0, len(text), 0) + text)
+    sheet += _biff(0x000A)
+
+    def globals_(sheet_at: int) -> bytes:
+        encoded = name.encode("latin-1")
+        bound = struct.pack("<IBBBB", sheet_at, 0, 0, len(encoded), 0) + encoded
+        return _bof(0x0005) + _biff(0x0085, bound) + _biff(0x000A)
+
+    return globals_(len(globals_(0))) + sheet
+
+
+def xls(path: Path, name: str, cells: list[tuple[int, int, str | float]]) -> Path:
+    """A real (if minimal) Excel 97-2003 file: a compound file of 512-byte sectors holding a FAT
+    (sector 0), the directory (1) and a 4 KB `Workbook` stream (2-9). No xls writer is installed."""
+    stream = _workbook_stream(name, cells).ljust(4096, b"\0")
+    header = bytearray(512)
+    header[:8] = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+    struct.pack_into("<HHHHH", header, 0x18, 0x3E, 3, 0xFFFE, 9, 6)
+    struct.pack_into("<8I", header, 0x28, 0, 1, 1, 0, 4096, 0xFFFFFFFE, 0, 0xFFFFFFFE)
+    struct.pack_into("<110I", header, 0x48, 0, 0, *([0xFFFFFFFF] * 108))
+    fat = [0xFFFFFFFD, 0xFFFFFFFE, *range(3, 10), 0xFFFFFFFE]
+    fat_sector = struct.pack("<128I", *fat, *([0xFFFFFFFF] * (128 - len(fat))))
+
+    def entry(entry_name: str, kind: int, child: int, start: int, size: int) -> bytes:
+        raw = bytearray(128)
+        encoded = (entry_name + "\0").encode("utf-16-le") if entry_name else b""
+        raw[: len(encoded)] = encoded
+        struct.pack_into("<HBBIII", raw, 64, len(encoded), kind, 1, 0xFFFFFFFF, 0xFFFFFFFF, child)
+        struct.pack_into("<III", raw, 116, start, size, 0)
+        return bytes(raw)
+
+    directory = entry("Root Entry", 5, 1, 0xFFFFFFFE, 0) + entry("Workbook", 2, 0xFFFFFFFF, 2, 4096)
+    directory += entry("", 0, 0xFFFFFFFF, 0, 0) * 2
+    path.write_bytes(bytes(header) + fat_sector + directory + stream)
+    return path
+
+
+def test_an_xls_is_read_like_any_spreadsheet(tmp_path: Path) -> None:
+    path = xls(
+        tmp_path / "old.xls",
+        "Phones",
+        [
+            (1, 1, "phone"),  # B2: the header on row 2
+            (1, 2, "alias"),
+            (2, 1, 14155550123.0),
+            (2, 2, "desk"),
+            (4, 1, "+44 20 7946 0958"),  # row 4 left empty
+            (5, 1, 1.2345678901234567e19),
+        ],
+    )
+    assert sniff_input(path) == "xls"
+    result = ingest_csv(path)
+    assert by_line(result) == {3: "+14155550123", 5: "+442079460958", 6: "damaged_number"}
+    assert (result.encoding, result.sheet, result.blank_lines) == ("xls", "Phones", 2)
+    assert result.accepted[0].alias == "desk"

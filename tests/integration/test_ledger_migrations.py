@@ -25,6 +25,7 @@ TABLES = {
     "inbox_messages",
     "run_numbers",
     "run_counts",
+    "rate_grants",
     "notifications",
     "notified_numbers",
     "ledger_secrets",

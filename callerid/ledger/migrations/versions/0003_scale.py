@@ -5,6 +5,9 @@ write in the same transaction as each status change (see `callerid.ledger.run_co
 are not finished when this migration runs get their membership from `numbers.last_run_id` (the
 closest record the old schema has); finished runs need none.
 
+`rate_grants`: the account's request budget shared by processes on a PostgreSQL ledger without a
+Prefect server (`callerid.ledger.rate_budget`).
+
 Revision ID: 0003
 Revises: 0002
 Create Date: 2026-12-01
@@ -38,6 +41,13 @@ def upgrade() -> None:
         sa.Column("n", sa.Integer(), nullable=False),
     )
     op.create_index("ix_run_counts_run", "run_counts", ["run_id", "status"])
+    op.create_table(
+        "rate_grants",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("account", sa.String(64), nullable=False),
+        sa.Column("at", sa.Float(), nullable=False),
+    )
+    op.create_index("ix_rate_grants_account_at", "rate_grants", ["account", "at"])
     # The trigger SQL is shared with `create_all` (tests); a later change to it must come with a
     # migration of its own that drops and recreates the triggers.
     install_triggers(op.get_bind())
@@ -50,6 +60,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     drop_triggers(op.get_bind())
+    op.drop_index("ix_rate_grants_account_at", table_name="rate_grants")
+    op.drop_table("rate_grants")
     op.drop_index("ix_run_counts_run", table_name="run_counts")
     op.drop_table("run_counts")
     op.drop_index("ix_run_numbers_number", table_name="run_numbers")

@@ -1,0 +1,94 @@
+"""`callerid ...` with measurements, for bench_scale.py: peak RSS at exit (BENCH_RSS_FILE), and on
+request a cProfile of every thread (BENCH_PROFILE) or wall-clock stack samples of every thread
+every 5 ms (BENCH_SAMPLE), a poor man's py-spy."""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import contextlib
+import cProfile
+import os
+import pstats
+import resource
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+
+def _peak() -> None:
+    with open(os.environ["BENCH_RSS_FILE"], "w") as fh:
+        fh.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+
+
+def _profile_threads(path: str) -> None:
+    profilers = [cProfile.Profile(time.thread_time)]
+    run = threading.Thread.run
+
+    def profiled(self: threading.Thread) -> None:
+        profiler = cProfile.Profile(time.thread_time)
+        profilers.append(profiler)
+        profiler.enable()
+        try:
+            run(self)
+        finally:
+            profiler.disable()
+
+    threading.Thread.run = profiled  # type: ignore[method-assign]
+
+    def dump() -> None:
+        profilers[0].disable()
+        stats = pstats.Stats(profilers[0])
+        for profiler in profilers[1:]:
+            with contextlib.suppress(TypeError, ValueError):
+                stats.add(profiler)
+        stats.dump_stats(path)
+
+    atexit.register(dump)
+    profilers[0].enable()
+
+
+def _sample_threads(path: str) -> None:
+    seen: collections.Counter[str] = collections.Counter()
+
+    def describe(frame: Any) -> str:
+        stack = traceback.extract_stack(frame)[-14:]
+        return " <- ".join(
+            f"{f.name}@{f.filename.rsplit('/', 1)[-1]}:{f.lineno}" for f in reversed(stack)
+        )
+
+    def sampler() -> None:
+        me = threading.get_ident()
+        while True:
+            time.sleep(0.005)
+            names = {t.ident: t.name for t in threading.enumerate()}
+            for ident, frame in sys._current_frames().items():
+                if ident != me:
+                    seen[f"[{names.get(ident, '?')}] {describe(frame)}"] += 1
+
+    threading.Thread(target=sampler, daemon=True).start()
+
+    def dump() -> None:
+        with open(path, "w") as fh:
+            for stack, n in seen.most_common(500):
+                fh.write(f"{n}\t{stack}\n")
+
+    atexit.register(dump)
+
+
+def main() -> None:
+    atexit.register(_peak)
+    if os.environ.get("BENCH_PROFILE"):
+        _profile_threads(os.environ["BENCH_PROFILE"])
+    if os.environ.get("BENCH_SAMPLE"):
+        _sample_threads(os.environ["BENCH_SAMPLE"])
+    from callerid.cli import main as callerid
+
+    sys.argv = ["callerid", *sys.argv[1:]]
+    callerid()
+
+
+if __name__ == "__main__":
+    main()
