@@ -6,6 +6,7 @@ Precedence everywhere: explicit argument > environment > default.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +29,13 @@ class Settings(BaseSettings):
     # A 429 means "wait": a request meeting 429s is retried until this long after its first try.
     rate_limited_deadline_s: float = Field(
         default=300.0, ge=0, alias="CALLERID_RATE_LIMITED_DEADLINE_S"
+    )
+
+    # The embedded sandbox's simulated phones: a voice call's code is "heard" by whoever answers.
+    # read-back: that person texts it back to the inbox (an unattended run finishes); hold: it stays
+    # heard only (/_sandbox/messages), and someone must type it (code page, UI form, otp submit).
+    sandbox_calls: Literal["read-back", "hold"] = Field(
+        default="read-back", alias="CALLERID_SANDBOX_CALLS"
     )
 
     @property

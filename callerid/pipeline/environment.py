@@ -185,6 +185,7 @@ async def open_run(
                     reply_delay_s=sandbox_reply_delay_s,
                 )
             )
+            sandbox.network.text_heard_codes = settings.sandbox_calls == "read-back"
             api_url: str = sandbox.url
             sandbox_url: str | None = sandbox.url
             code_page_base: str | None = inbox.code_page_base

@@ -45,10 +45,19 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from enum import IntEnum
+from typing import Protocol
 
 from callerid.plivo.pacing import PacingWindow
 
-SlotSource = Callable[[int], Awaitable[None]]
+SlotSource = Callable[[int], Awaitable[object]]
+
+
+class TrackedSlots(Protocol):
+    """A slot source that wants to hear when a request it granted counts later than its grant
+    (`RateLimiter.sent` / `answered` moved it): the value its call returned, and by how much."""
+
+    def moved(self, ticket: object, by_s: float) -> None: ...
+
 
 logger = logging.getLogger("callerid.plivo")
 
@@ -104,6 +113,9 @@ class RateLimiter:
         self._slot_source = slot_source
         self._slot_block = max(1, slot_block)
         self._prepaid = 0
+        # Tickets of a TrackedSlots source (one per slot, slot_block 1): by grant, then by stamp.
+        self._tickets: list[object] = []
+        self._ticket_of: dict[float, object] = {}
         self._fetching = False
         self.granted = 0
         self.rate_limited_total = 0  # 429s reported: the client retried them (flow logs say so)
@@ -175,6 +187,8 @@ class RateLimiter:
             self._window.record(now)
             if self._slot_source is not None:
                 self._prepaid -= 1
+                if self._tickets:
+                    self._ticket_of[now] = self._tickets.pop(0)
             self.granted += 1
             self._wake_head_locked()
             return None, False
@@ -193,20 +207,45 @@ class RateLimiter:
         N-th request after it from landing inside the server's window. Returns the request's stamp
         (pass it to `answered()`)."""
         with self._lock:
-            return self._window.move(granted_at, self._clock() if at is None else at)
+            stamp = self._window.move(granted_at, self._clock() if at is None else at)
+            self._follow_locked(granted_at, stamp)
+            return stamp
 
     def answered(self, stamp: float, at: float | None = None) -> float:
         """The request stamped `stamp` (by `sent()`, else its grant) got an answer at `at`
         (default: now): it counts later by its round trip's excess over the recent floor."""
         with self._lock:
-            return self._window.answered(stamp, self._clock() if at is None else at)
+            new = self._window.answered(stamp, self._clock() if at is None else at)
+            ticket = self._ticket_of.pop(stamp, None)
+            moved = getattr(self._slot_source, "moved", None)
+            if ticket is not None and moved is not None and new > stamp:
+                moved(ticket, new - stamp)
+            self._drop_old_tickets_locked()
+            return new
+
+    def _follow_locked(self, old: float, new: float) -> None:
+        """Sent: the ticket follows the request's stamp, and its move counts from the grant."""
+        ticket = self._ticket_of.pop(old, None)
+        if ticket is None:
+            return
+        moved = getattr(self._slot_source, "moved", None)
+        if moved is not None and new > old:
+            moved(ticket, new - old)
+        self._ticket_of[new] = ticket
+
+    def _drop_old_tickets_locked(self) -> None:
+        if len(self._ticket_of) > 4 * self.max_requests:  # answers that never came
+            for key in sorted(self._ticket_of)[: len(self._ticket_of) // 2]:
+                del self._ticket_of[key]
 
     async def _fetch_slots(self) -> None:
         assert self._slot_source is not None
         try:
-            await self._slot_source(self._slot_block)
+            ticket = await self._slot_source(self._slot_block)
             with self._lock:
                 self._prepaid = max(self._prepaid, 0) + self._slot_block
+                if ticket is not None and hasattr(self._slot_source, "moved"):
+                    self._tickets.append(ticket)
         finally:
             with self._lock:
                 self._fetching = False

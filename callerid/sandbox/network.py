@@ -5,7 +5,9 @@ with X-Plivo-Signature-V3 / -Ma-V3 / -V3-Nonce over the inbox URL, plivo-api.md 
 JSONL file in a drop folder. Like the real network (issue 12): an SMS to a number phonenumbers
 classifies as a fixed line never arrives, and a voice call's code is only heard by the person who
 answers (readable at /_sandbox/messages, where a test plays that person), never texted. Per
-number a test chooses a `Behaviour` for the SMS that do arrive.
+number a test chooses a `Behaviour` for the SMS that do arrive. `text_heard_codes` (off unless
+asked for) brings back a convenience for demos with nobody at the phones: the person who answered
+the call texts the code to the inbox like an SMS reply.
 
 Timing is on the sandbox clock: a reply is due `reply_delay_s` after the OTP was sent, a late reply
 `late_s` after the verification expired, so advancing the clock past expiry + late_s delivers it at
@@ -60,6 +62,7 @@ class PhoneNetwork:
         inbox_number: str = SANDBOX_INBOX_NUMBER,
         timeout_s: float = 5.0,
         seed: int | None = None,
+        text_heard_codes: bool = False,
     ) -> None:
         self.backend = backend
         self.inbox_url = inbox_url
@@ -68,6 +71,7 @@ class PhoneNetwork:
         self.late_s = late_s
         self.inbox_number = inbox_number
         self.timeout_s = timeout_s
+        self.text_heard_codes = text_heard_codes
         self._rng = random.Random(seed)
         self._cond = threading.Condition()
         self._behaviours: dict[str, tuple[Behaviour, float | None]] = {}
@@ -93,8 +97,9 @@ class PhoneNetwork:
 
     def configure(self, **changes: Any) -> dict[str, Any]:
         """Change where and when OTPs are delivered (keys: inbox_url, drop_dir, reply_delay_s,
-        late_s; None unsets a target). Applies to OTPs sent from now on."""
-        unknown = set(changes) - {"inbox_url", "drop_dir", "reply_delay_s", "late_s"}
+        late_s, text_heard_codes; None unsets a target). Applies to OTPs sent from now on."""
+        known = {"inbox_url", "drop_dir", "reply_delay_s", "late_s", "text_heard_codes"}
+        unknown = set(changes) - known
         if unknown:
             raise ValueError(f"unknown network settings: {sorted(unknown)}")
         for key in ("reply_delay_s", "late_s"):
@@ -108,6 +113,8 @@ class PhoneNetwork:
             for key in ("reply_delay_s", "late_s"):
                 if key in changes:
                     setattr(self, key, float(changes[key]))
+            if "text_heard_codes" in changes:
+                self.text_heard_codes = bool(changes["text_heard_codes"])
             return self.settings()
 
     def settings(self) -> dict[str, Any]:
@@ -117,6 +124,7 @@ class PhoneNetwork:
             "reply_delay_s": self.reply_delay_s,
             "late_s": self.late_s,
             "inbox_number": self.inbox_number,
+            "text_heard_codes": self.text_heard_codes,
         }
 
     def behaviour_for(self, phone_number: str) -> Behaviour:
@@ -145,8 +153,10 @@ class PhoneNetwork:
     # -- scheduling ---------------------------------------------------------------------------
 
     def _on_sent(self, sent: SentOtp) -> None:
-        if sent.channel is Channel.CALL or not sent.reaches_phone:
-            return  # heard on a call, or an SMS no landline shows: nothing is texted
+        if not sent.reaches_phone:
+            return  # an SMS no landline shows
+        if sent.channel is Channel.CALL and not self.text_heard_codes:
+            return  # heard on the call: nobody texts it
         if self.inbox_url is None and self.drop_dir is None:
             return  # nowhere to deliver: the OTP stays readable through /_sandbox/messages
         with self._cond:

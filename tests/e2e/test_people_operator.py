@@ -103,6 +103,7 @@ def _callerid(server: PrefectServer, tmp_path: Path, *args: str, **env: str) -> 
     base.update(
         CALLERID_DATABASE_URL=f"sqlite:///{tmp_path / 'ledger.sqlite3'}",
         CALLERID_OUTPUT_DIR=str(tmp_path / "out"),
+        CALLERID_SANDBOX_CALLS="hold",  # a call's code is only heard: the owner types it
         **env,
     )
     callerid = str(Path(sys.executable).with_name("callerid"))

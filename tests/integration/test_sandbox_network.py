@@ -182,6 +182,16 @@ def test_a_voice_code_is_only_heard_and_an_sms_to_a_landline_never_arrives(
     assert {d.phone_number for d in sandbox.network.deliveries()} == {"+14155550123"}
 
 
+def test_heard_codes_are_texted_only_when_asked_for(sandbox: SandboxServer, inbox: Inbox) -> None:
+    sandbox.network.configure(text_heard_codes=True)
+    try:
+        uuid = initiate(sandbox, channel="call")
+        [hook] = inbox.wait_for(1)
+        assert hook["form"]["Text"].endswith(sandbox.backend.otp_for(uuid))
+    finally:
+        sandbox.network.configure(text_heard_codes=False)
+
+
 @pytest.mark.parametrize("behaviour", [Behaviour.NEVER, Behaviour.SILENT])
 def test_never_and_silent_send_nothing_but_the_otp_is_readable(
     sandbox: SandboxServer, inbox: Inbox, behaviour: Behaviour
