@@ -17,7 +17,7 @@ from prefect.blocks.core import Block
 
 from callerid.people import PeopleLane, SmtpMailer, SmtpSettings, WaveReport, parse_smtp_url
 from callerid.people.mail import DEFAULT_FROM, ENV_URL
-from callerid.people.owners import assign_owners, owners_of_rows
+from callerid.people.owners import asked_rows, assign_owners, owners_of_rows
 from callerid.people.page import REFRESH_S
 from callerid.people.records import failed_notices, notice_counts
 from callerid.pipeline.session import Pipeline
@@ -106,6 +106,7 @@ class PeopleGlue:
         notify_block: str | None,
         ask_after: timedelta,
         logger: Any,
+        at_once: frozenset[str] = frozenset(),
     ) -> None:
         self.pipeline = pipeline
         self.notify_block = notify_block
@@ -129,6 +130,7 @@ class PeopleGlue:
             base_url or "",
             mailer if base_url else None,
             ask_after=ask_after,
+            at_once=at_once,
         )
         if not base_url:
             logger.warning("owners are named but the code page has no public URL (--public-url)")
@@ -217,6 +219,7 @@ async def start_people(
         notify_block=notify_block,
         ask_after=ask_after,
         logger=logger,
+        at_once=asked_rows(accepted),
     )
     glue.start()
     return glue

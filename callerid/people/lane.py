@@ -70,6 +70,7 @@ class PeopleLane:
         *,
         ask_after: timedelta = ASK_PERSON_AFTER,
         gather: timedelta = GATHER,
+        at_once: frozenset[str] = frozenset(),
     ) -> None:
         self.ledger = ledger
         self.account = account
@@ -80,6 +81,7 @@ class PeopleLane:
         self.mailer = mailer
         self.ask_after = ask_after
         self.gather = gather
+        self.at_once = at_once
         self._sent: dict[int, waves.OwnerMessage] = {}
         self.waves_sent = 0
         self.why_not = NO_SMTP  # recorded on every message when there is no mailer
@@ -108,7 +110,9 @@ class PeopleLane:
             if self._key is None:
                 self._key = link_key(session)
                 uow.commit()
-            waiting = waves.needing_person(session, self.account, numbers, now, self.ask_after)
+            waiting = waves.needing_person(
+                session, self.account, numbers, now, self.ask_after, self.at_once
+            )
             more = bool(waiting) and waves.initiations_pending(session, self.account, numbers)
         if waves.should_send(waiting, now, self.ask_after, self.gather, more_coming=more):
             reports.append(self._wave(waiting))

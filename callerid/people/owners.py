@@ -70,3 +70,17 @@ def assign_owners(session: Session, account: str, owners: Mapping[str, str]) -> 
     params = [{"key": e164, "owner": owner} for e164, owner in owners.items()]
     session.connection().execute(statement, params)
     return len(params)
+
+
+ASK_COLUMNS = ("ask_person", "ask")
+_YES = {"1", "y", "yes", "true", "x"}
+
+
+def asked_rows(rows: Iterable[Any]) -> frozenset[str]:
+    """Numbers whose row asks for a person at once (an `ask_person` cell: yes / true / 1 / x)."""
+    found: set[str] = set()
+    for row in rows:
+        extra = {k.strip().lower(): v for k, v in (getattr(row, "extra", None) or {}).items()}
+        if any(str(extra.get(name, "")).strip().lower() in _YES for name in ASK_COLUMNS):
+            found.add(row.e164)
+    return frozenset(found)

@@ -42,9 +42,12 @@ class Waiting:
     channel: str
     initiated_at: datetime
     expires_at: datetime
+    at_once: bool = False  # the row asked for a person whatever the channel
 
     def asked_since(self, ask_after: timedelta) -> datetime:
-        return self.initiated_at if self.channel == "call" else self.initiated_at + ask_after
+        if self.channel == "call" or self.at_once:
+            return self.initiated_at
+        return self.initiated_at + ask_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +95,11 @@ def needing_person(
     run_numbers: Iterable[str],
     now: datetime,
     ask_after: timedelta,
+    at_once: frozenset[str] = frozenset(),
 ) -> list[Waiting]:
-    """This run's numbers that need their owner now and have not been named for this initiation."""
+    """This run's numbers that need their owner now and have not been named for this initiation.
+
+    `at_once`: numbers whose rows ask for a person (asked at the initiate, like a voice call)."""
     wanted = list(dict.fromkeys(run_numbers))
     rows: list[Waiting] = []
     for chunk in _chunks(wanted):
@@ -115,7 +121,9 @@ def needing_person(
         for e164, alias, owner, channel, initiated, expires in session.execute(query):
             if owner is None or initiated is None or expires is None:  # the query excludes them
                 continue
-            item = Waiting(e164, alias, owner, channel, as_utc(initiated), as_utc(expires))
+            item = Waiting(
+                e164, alias, owner, channel, as_utc(initiated), as_utc(expires), e164 in at_once
+            )
             if item.asked_since(ask_after) <= now:
                 rows.append(item)
     if not rows:

@@ -113,6 +113,21 @@ def test_sms_numbers_wait_for_the_ask_after_delay(ledger: Ledger, smtp: SmtpServ
     assert "(SMS)" in smtp.handler.to(ANA)[-1].body
 
 
+def test_a_row_that_asks_for_a_person_is_in_the_first_wave_even_by_sms(
+    ledger: Ledger, smtp: SmtpServer
+) -> None:
+    asked, later = {"+14155550127": BO}, {"+14155550128": BO}
+    waiting_numbers(ledger, {**asked, **later}, channel="sms")
+    clock = ManualClock(T0 + timedelta(seconds=5))
+    lane = _lane(ledger, clock, smtp)
+    lane.run_numbers = lambda: [*OWNERS, *asked, *later]
+    lane.at_once = frozenset(asked)
+    (first,) = lane.tick()
+    assert first.channels == {"call": 4, "sms": 1}
+    assert "+1 415-555-0127" in smtp.handler.to(BO)[0].body
+    assert "+1 415-555-0128" not in smtp.handler.to(BO)[0].body
+
+
 def test_a_message_that_cannot_be_sent_is_recorded_on_its_numbers(
     ledger: Ledger, smtp: SmtpServer
 ) -> None:

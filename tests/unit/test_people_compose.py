@@ -99,3 +99,17 @@ def test_a_wave_waits_to_gather_numbers_still_being_initiated_but_not_forever() 
     sms = [_waiting("+14155550124", "ana@example.com", "sms")]
     assert not waves.should_send(sms, NOW + timedelta(seconds=30), after, gather, more_coming=True)
     assert not waves.should_send([], NOW, after, gather, more_coming=False)
+
+
+def test_rows_that_ask_for_a_person() -> None:
+    from types import SimpleNamespace
+
+    from callerid.people.owners import asked_rows
+
+    rows = [
+        SimpleNamespace(e164="+14155550123", extra={"Ask_Person": "yes"}),
+        SimpleNamespace(e164="+14155550124", extra={"ask_person": "no"}),
+        SimpleNamespace(e164="+14155550125", extra={}),
+        SimpleNamespace(e164="+14155550126", extra={"ask": "1"}),
+    ]
+    assert asked_rows(rows) == {"+14155550123", "+14155550126"}
