@@ -37,7 +37,7 @@ from prefect.utilities.urls import url_for
 
 from callerid.ingest import IngestResult
 from callerid.pipeline import PipelineOptions, RunPaths, ledger_ops
-from callerid.pipeline.environment import open_run
+from callerid.pipeline.environment import PlivoAccessError, open_run
 from callerid.pipeline.finish import RunIncompleteError, forget_spent_codes
 from callerid.pipeline.plain import ProgressWriter
 from callerid.pipeline.runner import StepFailures, Work, drive
@@ -282,7 +282,18 @@ async def bulk_verify(
             logger.warning(
                 "using the local sandbox at %s: nothing goes to Plivo", pipeline.sandbox_url
             )
-        await pipeline.check_access()
+        # Wrong credentials or an unreachable PLIVO_API_URL: one cheap call says so before any
+        # number is registered; the run still writes its reports and summary with the reason.
+        failed = StepFailures()
+        refused: PlivoAccessError | None = None
+        try:
+            await pipeline.check_access()
+        except PlivoAccessError as exc:
+            if dry_run:
+                raise
+            refused = exc
+            failed.reasons.append(str(exc))
+            logger.error("%s", exc)
         if dry_run:
             plan = await plan_task(pipeline, ingest)
             await publish_plan(plan)
@@ -294,9 +305,13 @@ async def bulk_verify(
             }
         # Each step fails alone (after its own retries): the reports and the summary artifact are
         # written whatever failed, and the ledger keeps every number's state for the next run.
-        failed = StepFailures()
         people: PeopleGlue | None = None
-        if await failed.contain("register", lambda: register_task(pipeline, ingest)) is not None:
+        registered = (
+            None
+            if refused
+            else await failed.contain("register", lambda: register_task(pipeline, ingest))
+        )
+        if registered is not None:
             people = await start_people(
                 pipeline,
                 ingest.accepted,
@@ -323,7 +338,7 @@ async def bulk_verify(
             ops.log_rate_limited()
         elapsed_s = time.monotonic() - started
         result = await report_task(pipeline, ingest, elapsed_s, incomplete=failed.reasons)
-        outcome = {**result.as_dict(), "elapsed_s": round(elapsed_s, 1)}
+        outcome = {**result.as_dict(), "elapsed_s": elapsed_s}
         if people is not None:
             outcome["people"] = await asyncio.to_thread(write_people_report, pipeline)
             await people.linger()
@@ -334,6 +349,8 @@ async def bulk_verify(
             result.rejects_csv,
         )
     await notify_end(notify, run_id, result.counts, outcome.get("people"))
+    if refused is not None:
+        raise refused  # its one line says it all; the reports say it too
     if not result.complete:
         logger.error("run %s is incomplete: %s", run_id, "; ".join(result.incomplete))
         raise RunIncompleteError(run_id, result.incomplete, outcome)

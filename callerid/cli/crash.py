@@ -18,7 +18,9 @@ _state = {"debug": False}
 
 
 def set_debug(on: bool) -> None:
-    _state["debug"] = _state["debug"] or on
+    """Set by the root callback on every invocation (so one `--debug` does not outlive its
+    command in a process that runs several, like a test); commands may only turn it on."""
+    _state["debug"] = on
 
 
 def debugging() -> bool:

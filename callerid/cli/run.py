@@ -16,7 +16,7 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -188,13 +188,32 @@ def launch(options: dict[str, Any]) -> None:
     if "error" in box:
         if debug:
             raise box["error"]
+        _failed(box["error"], run_id, paths)
+    _finish(box["result"], settings, run_id, total_s, dry_run=options["dry_run"])
+
+
+def _failed(exc: BaseException, run_id: str, paths: RunPaths) -> NoReturn:
+    """A run that did not finish: what it did so far (when its reports were written), why it
+    stopped in one line, and where the traceback is. Exit 1."""
+    from callerid.pipeline.finish import RunIncompleteError
+
+    if isinstance(exc, RunIncompleteError):
+        console.print(_summary(exc.result))
+        reason = "; ".join(exc.reasons)
         console.print(
-            f"[red]run {run_id} failed:[/red] {_reason(box['error'])}\n  details: {paths.run_log}",
+            f"[red]run {run_id} did not finish:[/red] {reason}\n  reports: "
+            f"{exc.result.get('results_csv')}; rerun with the same file to finish it\n"
+            f"  details: {paths.run_log}",
             highlight=False,
             soft_wrap=True,
         )
         raise typer.Exit(1)
-    _finish(box["result"], settings, run_id, total_s, dry_run=options["dry_run"])
+    console.print(
+        f"[red]run {run_id} failed:[/red] {_reason(exc)}\n  details: {paths.run_log}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    raise typer.Exit(1)
 
 
 def _reason(exc: BaseException) -> str:
@@ -258,7 +277,14 @@ def runs(
 
 def run_command(
     csv_path: Annotated[
-        Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="The CSV.")
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            metavar="FILE",
+            help="The file of numbers (what `callerid check` reads).",
+        ),
     ],
     region: Annotated[str, typer.Option(help="Region for numbers without +CC.")] = "US",
     channel: Annotated[
@@ -288,8 +314,9 @@ def run_command(
         bool, typer.Option("--debug", help="Tracebacks and Prefect's errors on the terminal.")
     ] = False,
 ) -> None:
-    """Verify every number of CSV_PATH as a caller ID (the sandbox if no credentials)."""
-    crash.set_debug(debug)
+    """Verify every number of FILE as a caller ID (the sandbox if no credentials)."""
+    if debug:  # `callerid --debug run` set it already; `run --debug` says the same
+        crash.set_debug(True)
     launch(dict(locals()))
 
 

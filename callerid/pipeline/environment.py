@@ -10,6 +10,7 @@ pipeline's clock then follows the sandbox's (tests move the sandbox clock past 1
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -79,6 +80,8 @@ def _cause(exc: BaseException) -> str:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        if isinstance(current, OSError) and current.errno and current.errno > 0:
+            return os.strerror(current.errno)  # "Connection refused", not asyncio's wording
         if isinstance(current, OSError) and current.strerror:
             return current.strerror
         if str(current):

@@ -177,7 +177,8 @@ def summary_markdown(
         f"# Bulk verification `{run_id}`" + (" — **incomplete**" if why else ""),
         "",
         f"Input: `{csv_path}`" + (" — against the local **sandbox**" if sandbox else ""),
-        f"Elapsed: {elapsed_s:.1f} s",
+        f"Elapsed: {elapsed_s:.1f} s (the flow run, from reading the file to these reports;"
+        " Prefect's start-up is not included)",
         "",
         "| status | rows |",
         "| --- | ---: |",

@@ -122,9 +122,12 @@ def test_two_hundred_numbers_reach_the_sandboxs_final_state(
     assert summary_artifact is not None and "| verified | 150 |" in str(summary_artifact.data)
     assert failures is not None and progress is not None
     failed_rows = json.loads(str(failures.data))
-    assert sorted(r["phone_number"] for r in failed_rows) == sorted(
+    assert sorted(r["phone_number"] for r in failed_rows if r["status"] != "rejected") == sorted(
         n for n, s in expected.items() if s == "failed"
     )
+    # the rejected rows are listed too, with their line and reason
+    rejected_rows = [r for r in failed_rows if r["status"] == "rejected"]
+    assert len(rejected_rows) == 2 and all(r["line"] and r["reason"] for r in rejected_rows)
     assert float(str(progress.data)) == 100.0
 
     # No OTP in what a person reads: the reasons, the rejects, the summary.
