@@ -45,6 +45,7 @@ from callerid.pipeline.session import Pipeline, StepResult
 from callerid.pipeline.steps import decision_time
 from tasks.account import account_limiter, account_settings
 from tasks.ingest import ingest_task
+from tasks.people import PeopleGlue, notify_end, start_people, write_people_report
 from tasks.report import ProgressArtifact, publish_plan, report_task
 from tasks.verify import (
     complete_task,
@@ -214,6 +215,10 @@ async def bulk_verify(
     follow_sandbox_clock: bool = False,
     sandbox_reply_delay_s: float = 1.0,
     shared_rate_limit: bool | None = None,
+    smtp_block: str | None = None,
+    notify: str | None = None,
+    public_url: str | None = None,
+    ask_person_after_s: float = ASK_PERSON_AFTER.total_seconds(),
     sheet: str | None = None,
     owner: str | None = None,
 ) -> dict[str, Any]:
@@ -224,6 +229,13 @@ async def bulk_verify(
     can always use `callerid otp submit`). `follow_sandbox_clock`: PLIVO_API_URL is a sandbox run
     elsewhere (tests); follow its clock. `shared_rate_limit`: feed the account's limiter from a
     Prefect global concurrency limit (default: when PREFECT_API_URL is set).
+
+    Owners (the rows' `owner` column): numbers that need a person (voice calls at once, SMS
+    after `ask_person_after_s` without a code) are emailed to their owners, one message per owner
+    per wave, over `smtp_block` (a prefect-email EmailServerCredentials block) or
+    CALLERID_SMTP_URL, with links to the code page at `public_url` (default: the in-process
+    receiver's address). `notify`: a Prefect notification block ("slug/name") told about each
+    wave and the run's end; a failure to notify never fails the run.
     """
     logger = get_run_logger()
     started = time.monotonic()
@@ -293,12 +305,22 @@ async def bulk_verify(
             }
         # Each step fails alone (after its own retries): the reports and the summary artifact are
         # written whatever failed, and the ledger keeps every number's state for the next run.
+        people: PeopleGlue | None = None
         registered = (
             None
             if refused
             else await failed.contain("register", lambda: register_task(pipeline, ingest))
         )
         if registered is not None:
+            people = await start_people(
+                pipeline,
+                ingest.accepted,
+                smtp_block=smtp_block,
+                notify_block=notify,
+                public_url=public_url,
+                ask_after=timedelta(seconds=ask_person_after_s),
+                logger=logger,
+            )
             await failed.contain("list the account", lambda: sync_listed_task(pipeline))
             await failed.contain("recover", lambda: recover_task(pipeline))
             ops = PrefectLoopOps(pipeline, ask_person=ask_person)
@@ -308,24 +330,29 @@ async def bulk_verify(
                     return await drive(ops, options)
                 finally:
                     await ops.close()
+                    if people is not None:
+                        await people.stop()
 
             await failed.contain("verify", verify)
             await failed.contain("confirm", lambda: confirm_task(pipeline))
             ops.log_rate_limited()
         elapsed_s = time.monotonic() - started
         result = await report_task(pipeline, ingest, elapsed_s, incomplete=failed.reasons)
+        outcome = {**result.as_dict(), "elapsed_s": elapsed_s}
+        if people is not None:
+            outcome["people"] = await asyncio.to_thread(write_people_report, pipeline)
+            await people.linger()
     if not ingest.accepted:
         logger.error(
             "no row could be verified: %d rejected (see %s)",
             len(ingest.rejected),
             result.rejects_csv,
         )
+    await notify_end(notify, run_id, result.counts, outcome.get("people"))
     if refused is not None:
         raise refused  # its one line says it all; the reports say it too
     if not result.complete:
         logger.error("run %s is incomplete: %s", run_id, "; ".join(result.incomplete))
-        raise RunIncompleteError(
-            run_id, result.incomplete, {**result.as_dict(), "elapsed_s": elapsed_s}
-        )
+        raise RunIncompleteError(run_id, result.incomplete, outcome)
     logger.info("run %s finished in %.1f s: %s", run_id, elapsed_s, result.counts)
-    return {**result.as_dict(), "elapsed_s": elapsed_s}
+    return outcome

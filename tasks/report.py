@@ -23,6 +23,7 @@ from prefect.cache_policies import NO_CACHE
 from callerid.ingest import IngestResult
 from callerid.pipeline import finish
 from callerid.pipeline.plan import Plan
+from callerid.pipeline.report import reject_reason
 from callerid.pipeline.runner import Work, describe_failure
 from callerid.pipeline.session import Pipeline
 
@@ -71,11 +72,7 @@ def failures_table(
     then numbers that did not verify. One set of columns, as a table artifact needs."""
     rows: list[dict[str, Any]] = []
     for rejected in ingest.rejected:
-        reason = str(rejected.reason)
-        if rejected.duplicate_of_line is not None:
-            reason = f"{reason}: same number as line {rejected.duplicate_of_line}"
-        elif rejected.message:
-            reason = f"{reason}: {rejected.message}"
+        reason = reject_reason(rejected)
         rows.append(
             {
                 "line": rejected.line,

@@ -26,8 +26,9 @@ from callerid.pipeline.options import RunPaths
 
 PREFECT_DEFAULTS = {
     # A fresh PREFECT_HOME's first SQLite migration outlasts Prefect's 20 s default start-up
-    # timeout on slow disks (prefect-notes §0.6); these must be set before prefect is imported.
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+    # timeout on slow disks (prefect-notes §0.6), and on a busy 2-core machine it took 164 s
+    # (measured this session at load 10); these must be set before prefect is imported.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     # INFO for the UI and run.log; the console handler keeps the terminal to warnings.
     "PREFECT_LOGGING_LEVEL": "INFO",

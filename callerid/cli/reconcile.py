@@ -168,6 +168,10 @@ def setup_prefect(
     work_pool: Annotated[
         str | None, typer.Option(help="Also create this process work pool.")
     ] = None,
+    notify: Annotated[
+        str | None,
+        typer.Option(help="Notification block (slug/name) told when a bulk-verify run fails."),
+    ] = None,
 ) -> None:
     """Create the account's global concurrency limit on the Prefect server (PREFECT_API_URL)."""
     from callerid.settings import load_settings
@@ -175,6 +179,15 @@ def setup_prefect(
     from tasks.account import store_token as save_token
 
     settings = load_settings()
+    if notify:
+        import asyncio
+
+        from tasks.people import FAILURE_AUTOMATION, ensure_failure_automation
+
+        automation = asyncio.run(ensure_failure_automation(notify))
+        console.print(f"automation '{FAILURE_AUTOMATION}' -> {notify} ({automation})")
+        if not settings.plivo_auth_id:  # the limit needs an account; the automation did not
+            return
     if not settings.plivo_auth_id:
         console.print("[red]set PLIVO_AUTH_ID: the limit is per account[/red]")
         raise typer.Exit(2)

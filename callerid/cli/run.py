@@ -300,6 +300,16 @@ def run_command(
     reply_delay: Annotated[float, typer.Option(help="Sandbox: seconds to reply.")] = 1.0,
     sheet: Annotated[str | None, typer.Option(help="Spreadsheet sheet to read.")] = None,
     owner: Annotated[str | None, typer.Option(help="Owner email for rows without.")] = None,
+    smtp_block: Annotated[
+        str | None,
+        typer.Option(help="prefect-email block for owners' mail (or CALLERID_SMTP_URL)."),
+    ] = None,
+    notify: Annotated[
+        str | None, typer.Option(help="Prefect notification block (slug/name) told about waves.")
+    ] = None,
+    public_url: Annotated[
+        str | None, typer.Option(help="Base URL of the code page in owners' links.")
+    ] = None,
     debug: Annotated[
         bool, typer.Option("--debug", help="Tracebacks and Prefect's errors on the terminal.")
     ] = False,

@@ -23,6 +23,7 @@ class MessageSource(StrEnum):
     IMAP = "imap"
     UI = "ui"
     CLI = "cli"
+    PAGE = "page"  # the owners' code page (callerid.people)
 
 
 class InboxError(Exception):

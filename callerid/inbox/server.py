@@ -47,8 +47,9 @@ class WebhookServer(ThreadedUvicorn):
             None, host=host, port=port, limits=limits, log_names=("callerid.inbox.webhook",)
         )
         self._public_url = public_url or f"http://{host}:{self.port}{DEFAULT_PATH}"
+        scope = session_scope(ledger)
         self.app = create_webhook_app(
-            session_scope(ledger),
+            scope,
             account,
             Credentials(dict(tokens), main_token),
             self._public_url,
@@ -56,6 +57,11 @@ class WebhookServer(ThreadedUvicorn):
             clock=clock,
             routes=routes,
         )
+        # The owners' code page (callerid.people) is served next to the webhook.
+        from callerid.people.page import CodePage, add_code_page  # people imports the inbox
+
+        secure = self._public_url.startswith("https://")
+        add_code_page(self.app, CodePage(scope, account, clock=clock, secure_cookie=secure))
         self._config.app = self.app
 
     @property
@@ -66,6 +72,13 @@ class WebhookServer(ThreadedUvicorn):
     @property
     def url(self) -> str:
         return self._public_url
+
+    @property
+    def code_page_base(self) -> str:
+        """The base of the code page's links: the public URL without the webhook's path."""
+        from callerid.people.page import code_page_base
+
+        return code_page_base(self._public_url)
 
     def __repr__(self) -> str:
         return f"WebhookServer(account={self.account!r}, url={self.url!r})"

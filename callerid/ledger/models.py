@@ -135,6 +135,8 @@ class Number(Base):
     wrong_otps: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     last_run_id: Mapped[str | None] = mapped_column(String(36))
+    # The person holding the phone (an email address): told when the code needs typing.
+    owner: Mapped[str | None] = mapped_column(String(254))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     # Optimistic locking: every UPDATE checks and bumps it, so two processes that loaded the same
@@ -186,6 +188,56 @@ class InboxMessage(Base):
     code: Mapped[str | None] = mapped_column(String(8))
     status: Mapped[str] = mapped_column(String(12), default=InboxStatus.NEW.value)
     note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class Notification(Base):
+    """One message to one owner (a wave's first message or its reminder): what, to whom, when.
+
+    `numbers` are the E.164s it named; `status` is `sent` or `failed` (with `error`: never a
+    password). A failed message is also visible per number through `NotifiedNumber`.
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_run", "run_id", "wave"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(64))
+    run_id: Mapped[str | None] = mapped_column(String(36))
+    wave: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(12))  # wave | reminder
+    owner: Mapped[str] = mapped_column(String(254))
+    numbers: Mapped[list[str]] = mapped_column(JSON)
+    link_id: Mapped[str] = mapped_column(String(32))
+    deadline: Mapped[datetime]  # the earliest window end of its numbers (said in the message)
+    link_expires_at: Mapped[datetime]  # the latest window end: the link's own expiry
+    remind_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(12))  # sent | failed
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+
+
+class NotifiedNumber(Base):
+    """A number's place in a wave: which initiation it was for, and the message that named it."""
+
+    __tablename__ = "notified_numbers"
+    __table_args__ = (Index("ix_notified_numbers_number", "account", "e164"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id"), index=True)
+    account: Mapped[str] = mapped_column(String(64))
+    e164: Mapped[str] = mapped_column(String(20))
+    initiated_at: Mapped[datetime | None]
+
+
+class LedgerSecret(Base):
+    """Secrets the ledger generates once and keeps (the code page's link-signing key)."""
+
+    __tablename__ = "ledger_secrets"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime]
 
 

@@ -191,12 +191,14 @@ async def open_run(
             sandbox.network.text_heard_codes = settings.sandbox_calls == "read-back"
             api_url: str = sandbox.url
             sandbox_url: str | None = sandbox.url
+            code_page_base: str | None = inbox.code_page_base
         else:
             assert settings.plivo_auth_id and settings.plivo_auth_token  # uses_sandbox said so
             account = settings.plivo_auth_id
             token = settings.plivo_auth_token.get_secret_value()
             api_url = settings.plivo_api_url
             sandbox_url = None
+            code_page_base = None
             if follow_sandbox_clock:
                 follower = SandboxClockFollower(api_url)
                 clock, clock_sync, sandbox_url = follower.clock, follower.sync, api_url
@@ -235,4 +237,5 @@ async def open_run(
                 access_check=None if settings.uses_sandbox else access_check,
             )
             pipeline.csv_path = csv_path
+            pipeline.code_page_base = code_page_base
             yield pipeline

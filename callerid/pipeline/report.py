@@ -18,6 +18,7 @@ from callerid.pipeline.options import RunPaths
 
 if TYPE_CHECKING:
     from callerid.ingest import IngestResult
+    from callerid.ingest.models import RejectedRow
 
 REJECTED = "rejected"
 RESULT_COLUMNS = (
@@ -62,6 +63,16 @@ class NumberOutcome:
         return f"not final: {self.status}"
 
 
+def reject_reason(rej: RejectedRow) -> str:
+    """A rejected row's reason as the reports give it (the line it duplicates, or the detail)."""
+    reason = str(rej.reason)
+    if rej.duplicate_of_line is not None:
+        return f"{reason}: same number as line {rej.duplicate_of_line}"
+    if rej.message:
+        return f"{reason}: {rej.message}"
+    return reason
+
+
 def result_rows(
     ingest: IngestResult, outcomes: Mapping[str, NumberOutcome]
 ) -> list[dict[str, Any]]:
@@ -85,11 +96,7 @@ def result_rows(
             }
         )
     for rej in ingest.rejected:
-        reason = str(rej.reason)
-        if rej.duplicate_of_line is not None:
-            reason = f"{reason}: same number as line {rej.duplicate_of_line}"
-        elif rej.message:
-            reason = f"{reason}: {rej.message}"
+        reason = reject_reason(rej)
         rows.append(
             {
                 "line": rej.line,

@@ -65,6 +65,8 @@ class Pipeline:
         # Numbers whose completion this process has in flight: recovery leaves them alone.
         self.completing: set[str] = set()
         self.csv_path: str = ""
+        # Where the owners' code page is served (the in-process receiver's base URL), if here.
+        self.code_page_base: str | None = None
         self.shared_look: object | None = None  # the loop's last look at the ledger (ledger_reads)
 
     def __repr__(self) -> str:

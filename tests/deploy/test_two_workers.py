@@ -74,7 +74,8 @@ def two_imports(
             runs=runs,
             logs=[prefect_stack.logs_of(i) for i in ids],
             handled=[
-                sum(f"'{r['name']}' submitted to infrastructure" in w.log.read_text() for r in runs)
+                # by id: the run is renamed after its input once it starts
+                sum(f"submitting flow run '{r['id']}'" in w.log.read_text() for r in runs)
                 for w in workers
             ],
             stats=acct.stats(),

@@ -18,7 +18,18 @@ from callerid.ledger.migrate import downgrade, head_revision, upgrade
 from callerid.ledger.models import Base
 from tests.ledger_workers import open_fresh_ledgers
 
-TABLES = {"runs", "numbers", "events", "inbox_messages", "run_numbers", "run_counts", "rate_grants"}
+TABLES = {
+    "runs",
+    "numbers",
+    "events",
+    "inbox_messages",
+    "run_numbers",
+    "run_counts",
+    "rate_grants",
+    "notifications",
+    "notified_numbers",
+    "ledger_secrets",
+}
 
 
 def _tables(ledger: Ledger) -> set[str]:
