@@ -26,6 +26,7 @@ from callerid.ledger.uow import UnitOfWork
 from callerid.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
+_JITTER = random.Random()  # its own generator: the global one is shared state
 
 # How long a SQLite writer waits for another one before "database is locked" (ms).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -61,7 +62,7 @@ def _use_wal(cursor: Any) -> None:
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or time.monotonic() + pause > deadline:
                 raise
-        time.sleep(pause * random.uniform(0.5, 1.5))
+        time.sleep(pause * _JITTER.uniform(0.5, 1.5))
         pause = min(pause * 2, 0.25)
 
 
