@@ -13,10 +13,10 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from callerid.inbox.form import pretty
 from callerid.inbox.models import as_utc
 from callerid.ledger.models import InboxMessage, InboxStatus, Number, NumberStatus
 from callerid.people.links import Link
-from callerid.people.waves import pretty
 
 PAGE_SOURCE = "page"
 MAX_WRONG_PER_LINK = 3  # Plivo locks a verification after 3 wrong codes as well

@@ -15,10 +15,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from callerid.inbox.form import pretty
 from callerid.inbox.models import as_utc
 from callerid.ledger.models import NotifiedNumber, Number, NumberStatus
 from callerid.people.links import Link, sign
@@ -64,14 +64,6 @@ class OwnerMessage:
     @property
     def remind_at(self) -> datetime:
         return self.deadline - (self.deadline - self.window_start) / 3
-
-
-def pretty(e164: str) -> str:
-    try:
-        parsed = phonenumbers.parse(e164, None)
-    except phonenumbers.NumberParseException:
-        return e164
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
