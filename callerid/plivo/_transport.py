@@ -54,6 +54,8 @@ LANE_SIZE = 4
 # closing: that race looks like "dropped after send" and would make an initiate's outcome unknown.
 KEEPALIVE_EXPIRY_S = 4.0
 
+_URL_CACHE = 256
+
 # The request never reached the server: repeating it cannot duplicate anything.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
@@ -81,11 +83,24 @@ def lane_limits(limiter: RateLimiter) -> list[httpx.Limits]:
 class _Lane:
     """One httpx client (its own small connection pool) and how many requests it has in flight."""
 
-    __slots__ = ("busy", "http")
+    __slots__ = ("_prefix", "_urls", "busy", "http")
 
     def __init__(self, http: httpx.AsyncClient) -> None:
         self.http = http
         self.busy = 0
+        self._prefix = str(http.base_url).rstrip("/")
+        self._urls: dict[str, httpx.URL] = {}
+
+    def url(self, path: str) -> httpx.URL:
+        """`path` on the client's base URL, as httpx would merge it, parsed once (httpx parses a
+        relative URL, then the merged one, on every request). The paths that repeat (initiate's,
+        the list's) stay parsed; one-off ones (a verification's) are dropped now and then."""
+        url = self._urls.get(path)
+        if url is None:
+            if len(self._urls) >= _URL_CACHE:
+                self._urls.clear()
+            url = self._urls[path] = httpx.URL(self._prefix + path)
+        return url
 
 
 @dataclass
@@ -203,7 +218,11 @@ class Transport:
                 lane.busy += 1
                 try:
                     response = await lane.http.request(
-                        method, path, json=json, params=params, extensions={"trace": on_wire}
+                        method,
+                        lane.url(path),
+                        json=json,
+                        params=params,
+                        extensions={"trace": on_wire},
                     )
                 finally:
                     lane.busy -= 1
