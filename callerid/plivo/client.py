@@ -76,6 +76,30 @@ def _json(response: httpx.Response, what: str) -> Any:
         raise UnexpectedResponseError(f"{what}: response body is not JSON") from None
 
 
+class _NoCookies(httpx.Cookies):
+    """Cookies that are never kept: Plivo's API authenticates every request with Basic auth and
+    sets none we need, and httpx wraps each response in urllib's request/response adapters to
+    look for them (~2.5 % of a run's CPU in the profile)."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+class _CookielessClient(httpx.AsyncClient):
+    """An httpx client that keeps no cookies from its responses (see `_NoCookies`)."""
+
+    _no_cookies = _NoCookies()
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._no_cookies
+
+    @cookies.setter
+    def cookies(self, cookies: object) -> None:
+        if cookies:
+            raise ValueError("this client keeps no cookies")
+
+
 class PlivoClient:
     """One account's client. Use `async with PlivoClient(...) as client:` (or `await aclose()`)."""
 
@@ -119,7 +143,7 @@ class PlivoClient:
         tls = httpx.create_ssl_context()  # one for all lanes (building one costs ~0.1 s)
 
         def http(limits: httpx.Limits, via: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
-            return httpx.AsyncClient(
+            return _CookielessClient(
                 base_url=self.base_url,
                 timeout=httpx.Timeout(timeout),
                 headers=headers,
