@@ -317,3 +317,20 @@ def test_time_spent_silent_counts_toward_the_header_deadline() -> None:
         assert closed_by_server(sock)
         cut_after = time.monotonic() - started
     assert cut_after < 2.0, f"the deadline restarted when bytes came ({cut_after:.2f} s)"
+
+
+def test_the_inbox_server_does_not_load_the_sandbox() -> None:
+    """Production serving code does not depend on the sandbox (the runner's home was once
+    `callerid/sandbox/server.py`): serving a webhook loads no `callerid.sandbox` module."""
+    script = (
+        "import sys, tempfile\n"
+        "from callerid.inbox import WebhookServer\n"
+        "url = 'sqlite:///' + tempfile.mkdtemp() + '/ledger.sqlite3'\n"
+        "with WebhookServer(url, 'MAACCOUNT', {'MAACCOUNT': 'token'}, 'token') as hook:\n"
+        "    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('callerid.sandbox')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == "[]", result.stdout
