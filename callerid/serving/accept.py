@@ -15,9 +15,10 @@ room first, oldest first (a socket that has sent nothing at all), then the guard
 connections, oldest first. A socket is in the lobby at most `header_timeout_s`, and that time
 counts toward its request's header deadline.
 
-Descriptors: at most the cap (lobby, arriving and open connections together), plus, within one
-wake-up, as many evicted connections whose sockets close at the next turn of the loop;
-`connection_cap` leaves room for both.
+Each wake-up accepts everything queued; of a burst larger than the cap, the oldest are closed at
+once, never watched. Descriptors: at most the cap (lobby, arriving and open connections together)
+plus, within one wake-up, the burst being accepted (at most the cap) or as many evicted
+connections whose sockets close at the next turn of the loop; `connection_cap` leaves room.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import asyncio
 import errno
 import logging
 import socket
+from collections import deque
 from collections.abc import Callable
 
 from callerid.serving.protocol import ConnectionGuard, GuardedH11Protocol
@@ -72,16 +74,24 @@ class Acceptor:
     # the listening socket
 
     def _accept(self) -> None:
+        # Everything queued, in order. More than the cap in one burst cannot all be kept: the
+        # oldest go at once, before any is watched (an accept and a close each, nothing else).
+        burst: deque[socket.socket] = deque()
         for _ in range(self.burst):
             try:
                 conn, _ = self.sock.accept()
             except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-                return  # nothing more queued
+                break  # nothing more queued
             except OSError as exc:
                 if exc.errno not in OUT_OF_RESOURCES:
                     raise  # the loop logs it (rate-limited) and calls us again
                 self._pause(exc)
-                return
+                break
+            burst.append(conn)
+            if len(burst) > self.guard.cap:
+                burst.popleft().close()
+                self.guard.turned_away()
+        for conn in burst:
             conn.setblocking(False)
             self._lobby[conn] = self.loop.time()
             self.loop.add_reader(conn.fileno(), self._readable, conn)
@@ -133,7 +143,17 @@ class Acceptor:
         self._arm_sweep()
 
     def _readable(self, conn: socket.socket) -> None:
-        """Its first bytes (or its end): it becomes a connection, its data read by the protocol."""
+        """Its first bytes: it becomes a connection, its data read by the protocol. A client that
+        left (or reset) without a word is closed here: no connection is built for it."""
+        try:
+            gone = not conn.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            return  # woken for nothing: still silent
+        except OSError:
+            gone = True
+        if gone:
+            self._drop(conn)
+            return
         accepted_at = self._lobby.pop(conn)
         self.loop.remove_reader(conn.fileno())
         self.guard.expect()
