@@ -11,11 +11,19 @@ import logging
 import os
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from prefect.blocks.core import Block
 
-from callerid.people import PeopleLane, SmtpMailer, SmtpSettings, WaveReport, parse_smtp_url
+from callerid.people import (
+    PeopleLane,
+    SmtpMailer,
+    SmtpSettings,
+    WaveReport,
+    announce,
+    parse_smtp_url,
+)
 from callerid.people.mail import DEFAULT_FROM, ENV_URL
 from callerid.people.owners import asked_rows, assign_owners, owners_of_rows
 from callerid.people.page import REFRESH_S
@@ -141,8 +149,12 @@ class PeopleGlue:
         self._task: asyncio.Task[None] | None = None
 
     async def on_wave(self, report: WaveReport) -> None:
-        link = await form_link() or "no Prefect UI (set PREFECT_API_URL to a server for one)"
-        self.logger.warning("%s; form: %s", report.line(), link)
+        form = await form_link()
+        link = form or "no Prefect UI (set PREFECT_API_URL to a server for one)"
+        # INFO: the UI and run.log; `callerid run` prints its own line from waiting.jsonl (a
+        # WARNING here would say it twice on a TTY, and not at all on a non-TTY terminal).
+        self.logger.info("%s; form: %s", report.line(), link)
+        await asyncio.to_thread(self.announce, report, form)
         if report.reminder:
             return
         body = (
@@ -150,6 +162,28 @@ class PeopleGlue:
             f"form: {link}"
         )
         await notify(self.notify_block, body, f"bulk-verify: wave {report.wave}")
+
+    def announce(self, report: WaveReport, form: str | None) -> None:
+        """The terminal's line for this wave, through the run's `waiting.jsonl`."""
+        no_mail = self.lane.mailer is None
+        try:
+            announce.write(
+                self.pipeline.paths.root,
+                announce.Waiting(
+                    wave=report.wave,
+                    numbers=report.numbers,
+                    owners=report.owners,
+                    emailed=report.emailed,
+                    failed=report.failed,
+                    reminder=report.reminder,
+                    channels=dict(report.channels),
+                    form=form,
+                    page=self.lane.base_url or None,
+                    why_not=self.lane.why_not if no_mail else None,
+                ),
+            )
+        except OSError as exc:  # the terminal's line is a courtesy; the run goes on
+            log.warning("could not write the run's waiting.jsonl: %s", type(exc).__name__)
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self.lane.run(self._stop, on_wave=self.on_wave))
@@ -164,6 +198,25 @@ class PeopleGlue:
         last codes see them verified (the page refreshes every few seconds)."""
         if self.pipeline.code_page_base is not None and self.lane.waves_sent:
             await asyncio.sleep(PAGE_LINGER_S)
+
+
+async def announce_form(folder: Path, numbers: int, *, wait_s: float = 20.0) -> None:
+    """The terminal's line for an `--ask-person` form: once its paused run shows up (its own UI
+    link), or after `wait_s` with the run's link; at once when there is no UI to link to."""
+    from prefect.runtime import flow_run
+
+    form = await form_link()
+    run_link = ui_url(flow_run.get_id())
+    deadline = asyncio.get_running_loop().time() + wait_s
+    while form is not None and form == run_link and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.5)
+        form = await form_link()
+    try:
+        await asyncio.to_thread(
+            announce.write, folder, announce.Waiting(wave=0, numbers=numbers, form=form)
+        )
+    except OSError as exc:
+        log.warning("could not write the run's waiting.jsonl: %s", type(exc).__name__)
 
 
 async def form_link() -> str | None:
