@@ -5,16 +5,20 @@ Functions take a Session and never commit (the caller's unit of work does).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from callerid.inbox.models import as_utc
 from callerid.ledger.models import Notification, NotifiedNumber, Number, NumberStatus
-from callerid.people.links import link_id
+from callerid.people.links import Link, link_id, sign
 from callerid.people.waves import OwnerMessage, Waiting
+
+log = logging.getLogger(__name__)
 
 SENT, FAILED = "sent", "failed"
 WAVE, REMINDER = "wave", "reminder"
@@ -79,47 +83,105 @@ class DueReminder:
     missing: tuple[Waiting, ...]
 
 
+def _reminded(session: Session, account: str, link_ids: Sequence[str]) -> set[str]:
+    query = select(Notification.link_id).where(
+        Notification.account == account,
+        Notification.kind == REMINDER,
+        Notification.link_id.in_(link_ids),
+    )
+    return set(session.execute(query).scalars())
+
+
+def _still_waiting(session: Session, account: str, row: Notification) -> list[Waiting]:
+    """The numbers `row` named whose code is still missing: live, and still the initiation the
+    message was about (a number initiated again has a new code and its own wave)."""
+    query = (
+        select(
+            Number.e164,
+            Number.alias,
+            Number.owner,
+            Number.channel,
+            Number.initiated_at,
+            Number.expires_at,
+            NotifiedNumber.initiated_at,
+        )
+        .join(
+            NotifiedNumber,
+            (NotifiedNumber.account == Number.account) & (NotifiedNumber.e164 == Number.e164),
+        )
+        .where(
+            NotifiedNumber.notification_id == row.id,
+            Number.account == account,
+            Number.status == NumberStatus.INITIATED.value,
+        )
+    )
+    found: list[Waiting] = []
+    for e164, alias, owner, channel, initiated, expires, notified in session.execute(query):
+        if initiated is None or expires is None or notified is None:
+            continue
+        if as_utc(initiated) != as_utc(notified):
+            continue
+        found.append(
+            Waiting(e164, alias, owner or row.owner, channel, as_utc(initiated), as_utc(expires))
+        )
+    return sorted(found, key=lambda w: w.e164)
+
+
 def due_reminders(
     session: Session,
     account: str,
-    run_id: str | None,
+    run_numbers: Collection[str],
     now: datetime,
-    rebuild: Mapping[int, OwnerMessage],
+    key: bytes,
 ) -> list[DueReminder]:
-    """Sent wave messages past their reminder time, before their deadline, not yet reminded,
-    whose numbers are still waiting for a code (those, and only those, are listed again).
+    """Sent wave messages naming this run's numbers, past their reminder time, before their
+    deadline, not yet reminded (by any run), whose numbers are still waiting for a code (those,
+    and only those, are listed again).
 
-    `rebuild` maps a notification id to the message the lane sent (it holds the link).
+    Everything comes from the ledger, so a run started again after a crash reminds the owners
+    its predecessor told (once), and never one whose window is over. The link is signed again
+    from what the ledger kept (signing is deterministic; the token itself, a bearer credential,
+    is never stored); if the key changed since (CALLERID_LINK_SECRET), it cannot be, and the
+    reminder is skipped with a log line.
     """
-    reminded = select(Notification.link_id).where(
-        Notification.run_id == run_id, Notification.kind == REMINDER
-    )
     query = select(Notification).where(
         Notification.account == account,
-        Notification.run_id == run_id,
         Notification.kind == WAVE,
         Notification.status == SENT,
         Notification.remind_at <= now,
         Notification.deadline > now,
-        Notification.link_id.not_in(reminded),
     )
+    rows = [
+        row
+        for row in session.execute(query).scalars()
+        if any(e164 in run_numbers for e164 in row.numbers)
+    ]
+    if not rows:
+        return []
+    reminded = _reminded(session, account, [row.link_id for row in rows])
     due: list[DueReminder] = []
-    for row in session.execute(query).scalars():
-        message = rebuild.get(row.id)
-        if message is None:
+    for row in rows:
+        if row.link_id in reminded:
             continue
-        live = set(
-            session.execute(
-                select(Number.e164).where(
-                    Number.account == account,
-                    Number.e164.in_(row.numbers),
-                    Number.status == NumberStatus.INITIATED.value,
-                )
-            ).scalars()
+        missing = tuple(_still_waiting(session, account, row))
+        if not missing:
+            continue
+        expires = as_utc(row.link_expires_at)
+        token = sign(key, Link(account, row.owner, tuple(row.numbers), expires))
+        if link_id(token) != row.link_id:
+            log.warning(
+                "wave %d: the link key changed since; no reminder to %s", row.wave, row.owner
+            )
+            continue
+        message = OwnerMessage(
+            owner=row.owner,
+            numbers=missing,
+            token=token,
+            deadline=as_utc(row.deadline),
+            link_expires_at=expires,
+            window_start=min(w.initiated_at for w in missing),
         )
-        missing = tuple(w for w in message.numbers if w.e164 in live)
-        if missing:
-            due.append(DueReminder(row.id, row.wave, message, missing))
+        due.append(DueReminder(row.id, row.wave, message, missing))
     return due
 
 
@@ -162,7 +224,7 @@ def notice_counts(session: Session, account: str, run_id: str | None) -> NoticeC
         )
     ).all()
     return NoticeCounts(
-        waves=len({w for w, *_ in rows}),
+        waves=len({w for w, k, *_ in rows if k == WAVE}),
         sent=sum(1 for _, k, s, _ in rows if k == WAVE and s == SENT),
         failed=sum(1 for _, _, s, _ in rows if s == FAILED),
         reminders=sum(1 for _, k, s, _ in rows if k == REMINDER and s == SENT),
