@@ -20,7 +20,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from callerid.inbox import match_new_messages
+from callerid.inbox import WebhookServer, match_new_messages
 from callerid.ledger import InboxMessage, Ledger, open_ledger
 from callerid.people import Link, sign
 from callerid.people.keys import link_key
@@ -150,6 +150,34 @@ def test_the_key_is_the_servers_and_the_runs_alike(served: Served) -> None:
     token = _link(stored, (N1,))
     status = httpx.get(f"{served.base}/codes/{token}", timeout=30).status_code
     assert status == (403 if served.environ else 200)
+    assert inbox_count(served.ledger) == 0
+
+
+def test_the_rate_limit_is_one_count_for_every_process_serving_the_page(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Five tries through `inbox serve` and five through the run's own receiver (this process)
+    fill the link's minute: the next, on either, is 429 and stores nothing."""
+    for name, value in served.environ.items():
+        monkeypatch.setenv(name, value)
+    token = _link(served.key(), (N1,))
+    run_side = WebhookServer(served.ledger, ACCOUNT, {ACCOUNT: "t" * 16}, "t" * 16)
+    with (
+        run_side,
+        httpx.Client(base_url=served.base, timeout=30) as one,
+        httpx.Client(base_url=run_side.code_page_base, timeout=30) as other,
+    ):
+        forms = []
+        for browser in (one, other):
+            csrf = re.search(r'name="csrf" value="([^"]+)"', browser.get(f"/codes/{token}").text)
+            assert csrf
+            forms.append({"csrf": csrf.group(1), "code_14155550123": ""})
+        for _ in range(5):
+            for browser, form in zip((one, other), forms, strict=True):
+                assert browser.post(f"/codes/{token}", data=form).status_code == 303
+        for browser, form in zip((one, other), forms, strict=True):
+            typed = {**form, "code_14155550123": "482913"}
+            assert browser.post(f"/codes/{token}", data=typed).status_code == 429
     assert inbox_count(served.ledger) == 0
 
 
