@@ -59,6 +59,16 @@ def mail_settings(smtp_block: str | None = None) -> SmtpSettings | None:
     return parse_smtp_url(url) if url else None
 
 
+async def smtp_settings_or_why(smtp_block: str | None) -> tuple[SmtpSettings | None, str | None]:
+    """The mail settings, or why they cannot be used (recorded on every message: a bad URL or
+    a missing block never fails the run). Read in a worker thread: loading a block is blocking
+    I/O, and the run's event loop must not wait on it."""
+    try:
+        return await asyncio.to_thread(mail_settings, smtp_block), None
+    except Exception as exc:
+        return None, f"SMTP settings unusable: {type(exc).__name__}: {exc}"
+
+
 def ui_url(flow_run_id: str | None) -> str | None:
     """The run's page in the Prefect UI, when a server with a UI is configured."""
     from prefect.settings import PREFECT_UI_URL
@@ -110,7 +120,7 @@ class PeopleGlue:
         pipeline: Pipeline,
         *,
         base_url: str | None,
-        smtp_block: str | None,
+        smtp: tuple[SmtpSettings | None, str | None],
         notify_block: str | None,
         ask_after: timedelta,
         logger: Any,
@@ -119,13 +129,9 @@ class PeopleGlue:
         self.pipeline = pipeline
         self.notify_block = notify_block
         self.logger = logger
-        unusable: str | None = None
-        try:
-            settings = mail_settings(smtp_block)
-        except Exception as exc:  # a bad URL or block must not fail the run: it is recorded
-            unusable = f"SMTP settings unusable: {type(exc).__name__}: {exc}"
+        settings, unusable = smtp
+        if unusable:
             logger.error("%s", unusable)
-            settings = None
         mailer = SmtpMailer(settings) if settings is not None else None
         if mailer is None and unusable is None:
             logger.warning("owners are named but no SMTP is configured (%s, --smtp-block)", ENV_URL)
@@ -268,7 +274,7 @@ async def start_people(
     glue = PeopleGlue(
         pipeline,
         base_url=base,
-        smtp_block=smtp_block,
+        smtp=await smtp_settings_or_why(smtp_block),
         notify_block=notify_block,
         ask_after=ask_after,
         logger=logger,
