@@ -26,7 +26,7 @@ from callerid.people import (
 )
 from callerid.people.mail import DEFAULT_FROM, ENV_URL
 from callerid.people.owners import asked_rows, assign_owners, owners_of_rows
-from callerid.people.page import REFRESH_S
+from callerid.people.page import REFRESH_S, code_page_base
 from callerid.people.records import failed_notices, notice_counts
 from callerid.pipeline.session import Pipeline
 
@@ -270,7 +270,8 @@ async def start_people(
     """Record the rows' owners; when any number has one, start the people lane."""
     if not await asyncio.to_thread(assign_run_owners, pipeline, accepted):
         return None
-    base = public_url.rstrip("/") if public_url else pipeline.code_page_base
+    # `--public-url` is the links' base; the webhook's URL (`inbox serve --public-url`) works too.
+    base = code_page_base(public_url) if public_url else pipeline.code_page_base
     glue = PeopleGlue(
         pipeline,
         base_url=base,

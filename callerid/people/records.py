@@ -83,15 +83,6 @@ class DueReminder:
     missing: tuple[Waiting, ...]
 
 
-def _reminded(session: Session, account: str, link_ids: Sequence[str]) -> set[str]:
-    query = select(Notification.link_id).where(
-        Notification.account == account,
-        Notification.kind == REMINDER,
-        Notification.link_id.in_(link_ids),
-    )
-    return set(session.execute(query).scalars())
-
-
 def _still_waiting(session: Session, account: str, row: Notification) -> list[Waiting]:
     """The numbers `row` named whose code is still missing: live, and still the initiation the
     message was about (a number initiated again has a new code and its own wave)."""
@@ -144,25 +135,21 @@ def due_reminders(
     is never stored); if the key changed since (CALLERID_LINK_SECRET), it cannot be, and the
     reminder is skipped with a log line.
     """
+    reminded = select(Notification.link_id).where(
+        Notification.account == account, Notification.kind == REMINDER
+    )
     query = select(Notification).where(
         Notification.account == account,
         Notification.kind == WAVE,
         Notification.status == SENT,
         Notification.remind_at <= now,
         Notification.deadline > now,
+        Notification.link_id.not_in(reminded),
     )
-    rows = [
-        row
-        for row in session.execute(query).scalars()
-        if any(e164 in run_numbers for e164 in row.numbers)
-    ]
-    if not rows:
-        return []
-    reminded = _reminded(session, account, [row.link_id for row in rows])
     due: list[DueReminder] = []
-    for row in rows:
-        if row.link_id in reminded:
-            continue
+    for row in session.execute(query).scalars():
+        if not any(e164 in run_numbers for e164 in row.numbers):
+            continue  # another run's message
         missing = tuple(_still_waiting(session, account, row))
         if not missing:
             continue
