@@ -45,7 +45,7 @@ from callerid.pipeline.session import Pipeline, StepResult
 from callerid.pipeline.steps import decision_time
 from tasks.account import account_limiter, account_settings
 from tasks.ingest import ingest_task
-from tasks.people import PeopleGlue, announce_form, notify_end, start_people, write_people_report
+from tasks.people import PeopleGlue, announce_form, notify_end, publish_people_report, start_people
 from tasks.report import ProgressArtifact, publish_plan, report_task
 from tasks.verify import (
     complete_task,
@@ -347,7 +347,7 @@ async def bulk_verify(
         result = await report_task(pipeline, ingest, elapsed_s, incomplete=failed.reasons)
         outcome = {**result.as_dict(), "elapsed_s": elapsed_s}
         if people is not None:
-            outcome["people"] = await asyncio.to_thread(write_people_report, pipeline)
+            outcome["people"] = await publish_people_report(pipeline)
             await people.linger()
     if not ingest.accepted:
         logger.error(

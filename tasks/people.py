@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 FAILURE_AUTOMATION = "bulk-verify failed or crashed"
 PAGE_LINGER_S = 2 * REFRESH_S
+OWNERS_ARTIFACT = "bulk-verify-owners"
 
 
 def mail_settings(smtp_block: str | None = None) -> SmtpSettings | None:
@@ -317,11 +318,35 @@ def write_people_report(pipeline: Pipeline) -> dict[str, Any]:
                     row.created_at.isoformat(),
                 ]
             )
-    _append_summary(pipeline, counts, failed)
-    return {**counts, "not_emailed": failed, "notifications_csv": str(path)}
+    markdown = owners_markdown(counts, failed)
+    with pipeline.paths.summary_md.open("a", encoding="utf-8") as fh:
+        fh.write("\n" + markdown)
+    return {
+        **counts,
+        "not_emailed": failed,
+        "notifications_csv": str(path),
+        "markdown": markdown,
+    }
 
 
-def _append_summary(pipeline: Pipeline, counts: dict[str, int], failed: dict[str, str]) -> None:
+async def publish_people_report(pipeline: Pipeline) -> dict[str, Any]:
+    """`write_people_report`, then the same owners' section as the run's `bulk-verify-owners`
+    artifact in the UI (the summary artifact is published before the lane's last word). An
+    artifact that cannot be created is logged; the files are written either way."""
+    people = await asyncio.to_thread(write_people_report, pipeline)
+    markdown = people.pop("markdown")
+    try:
+        from prefect.artifacts import acreate_markdown_artifact
+
+        await acreate_markdown_artifact(
+            markdown, key=OWNERS_ARTIFACT, description="Owners emailed, and who could not be"
+        )
+    except Exception as exc:
+        log.warning("the owners' artifact was not published: %s", type(exc).__name__)
+    return people
+
+
+def owners_markdown(counts: dict[str, int], failed: dict[str, str]) -> str:
     """The owners' part of the run's `summary.md`: who was emailed, and who could not be."""
     lines = [
         "",
@@ -334,8 +359,7 @@ def _append_summary(pipeline: Pipeline, counts: dict[str, int], failed: dict[str
     if failed:
         lines += ["", "| number | why its owner was not emailed |", "| --- | --- |"]
         lines += [f"| {e164} | {why} |" for e164, why in sorted(failed.items())[:200]]
-    with pipeline.paths.summary_md.open("a", encoding="utf-8") as fh:
-        fh.write("\n".join(lines) + "\n")
+    return "\n".join(lines).lstrip("\n") + "\n"
 
 
 async def notify_end(
