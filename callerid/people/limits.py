@@ -7,7 +7,8 @@ table of the shared Plivo budget, `callerid.ledger.rate_budget`) under the key `
 which no Plivo account id can take (they are `MA…`/`SA…`). The check and the row are one
 transaction that holds the link's turn: `BEGIN IMMEDIATE` on SQLite (writers queue on the busy
 timeout), a transaction-scoped advisory lock on PostgreSQL, so two processes never both take the
-last slot. Rows older than the window are deleted as it goes.
+last slot. A link's rows older than the window are deleted as it goes, and every
+`PRUNE_EVERY` POSTs the last rows of links nobody used for an hour.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from callerid.ledger.snapshot import begin_snapshot
 
 WINDOW_S = 60.0
 KEY_PREFIX = "codes:"
+PRUNE_EVERY = 100  # allowed POSTs of this process
+PRUNE_AFTER_S = 3600.0
 _PG_LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:key))")
 
 
@@ -46,6 +49,7 @@ class LinkRateLimit:
         self.scope = scope
         self.per_minute = per_minute
         self.clock = clock
+        self._calls = 0
 
     def allow(self, link: str) -> bool:
         """Count one POST on `link` if the window has room (True), else nothing (False)."""
@@ -65,4 +69,12 @@ class LinkRateLimit:
             if recent >= self.per_minute:
                 return False
             session.add(RateGrant(account=key, at=now))
+            self._calls += 1
+            if self._calls % PRUNE_EVERY == 0:  # links nobody uses any more: their last rows
+                session.execute(
+                    delete(RateGrant).where(
+                        RateGrant.account.startswith(KEY_PREFIX, autoescape=True),
+                        RateGrant.at <= now - PRUNE_AFTER_S,
+                    )
+                )
         return True
