@@ -95,7 +95,7 @@ class PrefectLoopOps:
         self.artifact = ProgressArtifact()
         self._asked: set[str] = set()
         self._person: asyncio.Future[Any] | None = None
-        self._announced: asyncio.Future[None] | None = None
+        self._announcing: set[asyncio.Future[None]] = set()  # held: the loop keeps weak refs
         self._limited_seen = 0
         self._waiting_logged_at = float("-inf")
 
@@ -169,9 +169,11 @@ class PrefectLoopOps:
                 len(waiting),
             )
             # The terminal's line (`callerid run` prints it), with the form's UI link.
-            self._announced = asyncio.ensure_future(
+            announcing = asyncio.ensure_future(
                 announce_form(self.pipeline.paths.root, len(waiting))
             )
+            self._announcing.add(announcing)
+            announcing.add_done_callback(self._announcing.discard)
             self._person = asyncio.ensure_future(  # a flow call is typed as a bare Awaitable
                 collect_otps_from_person(
                     self.pipeline.account,
@@ -184,8 +186,8 @@ class PrefectLoopOps:
     async def close(self) -> None:
         """Every number is final: end a form still waiting for a person (its numbers were
         settled another way), so the subflow completes instead of pausing until its timeout."""
-        if self._announced is not None and not self._announced.done():
-            self._announced.cancel()  # still looking for the form's link: the form is over
+        for announcing in list(self._announcing):
+            announcing.cancel()  # still looking for the form's link: the form is over
         if self._person is None or self._person.done():
             return
         parent = flow_run.get_id()
