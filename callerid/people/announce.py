@@ -60,7 +60,8 @@ class Waiting:
             parts.append(f"form: {self.form}")
         if self.page and self.emailed:
             parts.append(f"their links open the code page at {self.page}")
-        parts.append("or `callerid otp submit NUMBER CODE`")
+        elsewhere = self.form or (self.page and self.emailed)
+        parts.append(f"{'or ' if elsewhere else ''}`callerid otp submit NUMBER CODE`")
         return "; ".join(parts)
 
 

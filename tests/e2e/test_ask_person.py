@@ -87,5 +87,5 @@ def test_voice_numbers_are_asked_for_and_verified_with_the_typed_codes(
     # `callerid run` printed one line when the form appeared (no UI link: no server's UI here).
     (waiting,) = read(Path(box["result"]["results_csv"]).parent)
     assert waiting.line() == (
-        "Waiting for a person: 3 numbers need a code typed; or `callerid otp submit NUMBER CODE`"
+        "Waiting for a person: 3 numbers need a code typed; `callerid otp submit NUMBER CODE`"
     )

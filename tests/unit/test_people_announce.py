@@ -30,6 +30,7 @@ def test_without_smtp_the_line_says_why_nobody_was_emailed() -> None:
     line = wave.line()
     assert line.startswith("Waiting for people (wave 2): 1 number needs a code typed; 0 of 1 ")
     assert "not emailed: no SMTP server" in line and "code page" not in line
+    assert line.endswith("; `callerid otp submit NUMBER CODE`")  # the one way left
 
 
 def test_an_ask_person_form_and_a_reminder() -> None:
