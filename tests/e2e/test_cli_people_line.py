@@ -4,7 +4,8 @@ for people, the terminal says so in one line, once per wave, with the number of 
 
 One landline (a fixed line: `--channel auto` calls it) with an owner; the mail goes to an aiosmtpd
 server in this test. The line must be on the terminal before the owner types the code: the run
-cannot end until then, so it was printed while the run waited.
+cannot end until then, so it was printed while the run waited. `--notify` names a block nobody
+saved: the failure is logged and the run still ends well.
 """
 
 from __future__ import annotations
@@ -59,7 +60,12 @@ def test_the_terminal_says_when_the_run_waits_for_people(tmp_path: Path) -> None
         )
         with out.open("wb") as sink:
             process = subprocess.Popen(
-                [CALLERID, "run", str(csv_path)], env=env, cwd=work, stdout=sink, stderr=sink
+                # A notification block nobody saved: told of nothing, and the run goes on.
+                [CALLERID, "run", str(csv_path), "--notify", "custom-webhook/nobody-saved-this"],
+                env=env,
+                cwd=work,
+                stdout=sink,
+                stderr=sink,
             )
         try:
             _until(lambda: LINE in out.read_text(), "the waiting line", process, out)
@@ -95,3 +101,5 @@ def test_the_terminal_says_when_the_run_waits_for_people(tmp_path: Path) -> None
     assert page.group(1) not in said  # the owner's link is theirs alone
     assert heard not in said
     assert "1 verified: 1 by this run" in said
+    run_log = next((work / "out" / "runs").glob("*/run.log")).read_text()
+    assert "could not notify through custom-webhook/nobody-saved-this" in run_log
