@@ -102,7 +102,11 @@ class PeopleLane:
     def tick(self) -> list[WaveReport]:
         """One round: a wave if one is due, then the due reminders. Blocking: run in a thread."""
         now = self.clock.now()
-        numbers = list(self.run_numbers())
+        # A run's numbers through its membership rows (O(1) per round in the run's size); the
+        # list only when there is no run to look them up by.
+        numbers: Sequence[str] | waves.RunMembers = (
+            waves.RunMembers(self.run_id) if self.run_id is not None else list(self.run_numbers())
+        )
         reports: list[WaveReport] = []
         with self.ledger.unit_of_work() as uow:
             session = uow.session
