@@ -155,13 +155,14 @@ class PeopleLane:
             channels=dict(Counter(w.channel for w in waiting)),
         )
 
-    def _reminders(self, numbers: Sequence[str]) -> WaveReport | None:
+    def _reminders(self, numbers: Sequence[str] | waves.RunMembers) -> WaveReport | None:
         """Reminders read everything from the ledger (what was sent, what is still missing), so
         a run started again after a crash sends each one once, and none after the window."""
         assert self._key is not None
         now = self.clock.now()
         with self.ledger.unit_of_work() as uow:
-            due = records.due_reminders(uow.session, self.account, set(numbers), now, self._key)
+            members = numbers if isinstance(numbers, waves.RunMembers) else set(numbers)
+            due = records.due_reminders(uow.session, self.account, members, now, self._key)
         if not due:
             return None
         mails = [
