@@ -102,7 +102,11 @@ class PeopleLane:
     def tick(self) -> list[WaveReport]:
         """One round: a wave if one is due, then the due reminders. Blocking: run in a thread."""
         now = self.clock.now()
-        numbers = list(self.run_numbers())
+        # A run's numbers through its membership rows (O(1) per round in the run's size); the
+        # list only when there is no run to look them up by.
+        numbers: Sequence[str] | waves.RunMembers = (
+            waves.RunMembers(self.run_id) if self.run_id is not None else list(self.run_numbers())
+        )
         reports: list[WaveReport] = []
         with self.ledger.unit_of_work() as uow:
             session = uow.session
@@ -151,13 +155,14 @@ class PeopleLane:
             channels=dict(Counter(w.channel for w in waiting)),
         )
 
-    def _reminders(self, numbers: Sequence[str]) -> WaveReport | None:
+    def _reminders(self, numbers: Sequence[str] | waves.RunMembers) -> WaveReport | None:
         """Reminders read everything from the ledger (what was sent, what is still missing), so
         a run started again after a crash sends each one once, and none after the window."""
         assert self._key is not None
         now = self.clock.now()
         with self.ledger.unit_of_work() as uow:
-            due = records.due_reminders(uow.session, self.account, set(numbers), now, self._key)
+            members = numbers if isinstance(numbers, waves.RunMembers) else set(numbers)
+            due = records.due_reminders(uow.session, self.account, members, now, self._key)
         if not due:
             return None
         mails = [

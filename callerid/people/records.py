@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from callerid.inbox.models import as_utc
-from callerid.ledger.models import Notification, NotifiedNumber, Number, NumberStatus
+from callerid.ledger.models import Notification, NotifiedNumber, Number, NumberStatus, RunNumber
 from callerid.people.links import Link, link_id, sign
-from callerid.people.waves import OwnerMessage, Waiting
+from callerid.people.waves import OwnerMessage, RunMembers, Waiting
 
 log = logging.getLogger(__name__)
 
@@ -118,10 +118,26 @@ def _still_waiting(session: Session, account: str, row: Notification) -> list[Wa
     return sorted(found, key=lambda w: w.e164)
 
 
+def _names_run_number(
+    session: Session,
+    account: str,
+    numbers: Sequence[str],
+    run_numbers: Collection[str] | RunMembers,
+) -> bool:
+    """Does a message naming `numbers` belong to this run (one of them is the run's)?"""
+    if not isinstance(run_numbers, RunMembers):
+        return any(e164 in run_numbers for e164 in numbers)
+    member = select(Number.id).join(
+        RunNumber, (RunNumber.number_id == Number.id) & (RunNumber.run_id == run_numbers.run_id)
+    )
+    query = member.where(Number.account == account, Number.e164.in_(list(numbers))).limit(1)
+    return session.execute(query).first() is not None
+
+
 def due_reminders(
     session: Session,
     account: str,
-    run_numbers: Collection[str],
+    run_numbers: Collection[str] | RunMembers,
     now: datetime,
     key: bytes,
 ) -> list[DueReminder]:
@@ -148,7 +164,7 @@ def due_reminders(
     )
     due: list[DueReminder] = []
     for row in session.execute(query).scalars():
-        if not any(e164 in run_numbers for e164 in row.numbers):
+        if not _names_run_number(session, account, row.numbers, run_numbers):
             continue  # another run's message
         missing = tuple(_still_waiting(session, account, row))
         if not missing:
