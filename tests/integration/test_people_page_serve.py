@@ -78,7 +78,7 @@ def served(request: pytest.FixtureRequest, db_url: str) -> Iterator[Served]:
             yield Served(base, ledger, environ, process)
         finally:
             process.send_signal(signal.SIGINT)
-            process.wait(timeout=15)
+            process.wait(timeout=60)  # a loaded 2-core box: the server stops, slowly
 
 
 def _now() -> datetime:
