@@ -56,6 +56,7 @@ from tasks.verify import (
     recover_task,
     register_task,
     sync_listed_task,
+    unwalked,
 )
 
 # An SMS code normally reaches the inbox within seconds; after this a person is asked instead.
@@ -304,7 +305,7 @@ async def bulk_verify(
             failed.reasons.append(str(exc))
             logger.error("%s", exc)
         if dry_run:
-            plan = await plan_task(pipeline, ingest)
+            plan = await plan_task(pipeline, unwalked(ingest))
             await publish_plan(plan)
             return {
                 "run_id": run_id,
@@ -318,7 +319,7 @@ async def bulk_verify(
         registered = (
             None
             if refused
-            else await failed.contain("register", lambda: register_task(pipeline, ingest))
+            else await failed.contain("register", lambda: register_task(pipeline, unwalked(ingest)))
         )
         if registered is not None:
             people = await start_people(
@@ -346,7 +347,7 @@ async def bulk_verify(
             await failed.contain("confirm", lambda: confirm_task(pipeline))
             ops.log_rate_limited()
         elapsed_s = time.monotonic() - started
-        result = await report_task(pipeline, ingest, elapsed_s, incomplete=failed.reasons)
+        result = await report_task(pipeline, unwalked(ingest), elapsed_s, incomplete=failed.reasons)
         outcome = {**result.as_dict(), "elapsed_s": elapsed_s}
         if people is not None:
             outcome["people"] = await publish_people_report(pipeline)
