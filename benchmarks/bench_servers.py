@@ -99,9 +99,8 @@ def measure(count: int, concurrency: int, profile: Path | None) -> dict[str, flo
                 "BENCH_PROFILE": str(profile / f"{name}.prof"),
                 "BENCH_RSS_FILE": str(folder / f"{name}.rss"),
             }
-        return subprocess.Popen(
-            command, env={**env, **extra}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        log = (folder / f"{name}.log").open("wb")
+        return subprocess.Popen(command, env={**env, **extra}, stdout=log, stderr=log)
 
     inbox = start("receiver", ["inbox", "serve", "--port", str(inbox_port)])
     sandbox = start(
@@ -140,6 +139,11 @@ def measure(count: int, concurrency: int, profile: Path | None) -> dict[str, flo
         asyncio.run(_complete(sandbox_url, codes, concurrency))
         ended = time.monotonic()
         after = [cpu_seconds(p.pid) for p in (sandbox, inbox)]
+    except BaseException:
+        for name in ("sandbox", "receiver"):
+            tail = (folder / f"{name}.log").read_text(errors="replace")[-3000:]
+            print(f"--- {name} log:\n{tail}", file=sys.stderr)
+        raise
     finally:
         for process in (sandbox, inbox):
             if process.poll() is None:

@@ -182,7 +182,7 @@ class PhoneNetwork:
                 text=f"Your verification code is {code}",
                 to_number=self.inbox_number,
                 message_uuid=self._new_uuid(),
-                nonce="".join(str(self._rng.randrange(10)) for _ in range(20)),
+                nonce=f"{self._rng.randrange(10**20):020d}",  # 20 digits, one draw
             )
             self._scheduled.append(_Scheduled(due, sms))
             self._cond.notify_all()
