@@ -1,6 +1,8 @@
 """`callerid ...` with measurements, for bench_scale.py: peak RSS at exit (BENCH_RSS_FILE), and on
-request a cProfile of every thread (BENCH_PROFILE) or wall-clock stack samples of every thread
-every 5 ms (BENCH_SAMPLE), a poor man's py-spy."""
+request a cProfile of every thread (BENCH_PROFILE), wall-clock stack samples of every thread
+every 5 ms (BENCH_SAMPLE), a poor man's py-spy, or CPU-time samples (BENCH_CPU_SAMPLE): every
+10 ms each thread's CPU time since the last sample is charged to its current stack, only while
+the file BENCH_CPU_GATE exists (bench_scale creates it for the waiting phase)."""
 
 from __future__ import annotations
 
@@ -78,12 +80,60 @@ def _sample_threads(path: str) -> None:
     atexit.register(dump)
 
 
+def _sample_cpu(path: str, gate: str) -> None:
+    charged: collections.Counter[str] = collections.Counter()
+    totals = {"charged": 0.0, "wall": 0.0}
+
+    def describe(frame: Any) -> str:
+        stack = traceback.extract_stack(frame)[-16:]
+        return " <- ".join(
+            f"{f.name}@{f.filename.rsplit('/', 1)[-1]}:{f.lineno}" for f in reversed(stack)
+        )
+
+    def sampler() -> None:
+        me = threading.get_ident()
+        last: dict[int, float] = {}
+        was_open = False
+        while True:
+            time.sleep(0.01)
+            is_open = os.path.exists(gate)
+            started = time.monotonic()
+            names = {t.ident: t.name for t in threading.enumerate()}
+            for ident, frame in sys._current_frames().items():
+                if ident == me:
+                    continue
+                try:
+                    cpu = time.clock_gettime(time.pthread_getcpuclockid(ident))
+                except OSError:
+                    continue
+                used = cpu - last.get(ident, cpu)
+                last[ident] = cpu
+                if is_open and was_open and used > 0:
+                    charged[f"[{names.get(ident, '?')}] {describe(frame)}"] += used
+                    totals["charged"] += used
+            if is_open and was_open:
+                totals["wall"] += 0.01 + time.monotonic() - started
+            was_open = is_open
+
+    threading.Thread(target=sampler, daemon=True, name="bench-cpu-sampler").start()
+
+    def dump() -> None:
+        with open(path, "w") as fh:
+            fh.write(f"# charged {totals['charged']:.3f} s CPU over ~{totals['wall']:.1f} s\n")
+            for stack, seconds in charged.most_common(400):
+                fh.write(f"{seconds * 1000:.1f}ms\t{stack}\n")
+
+    atexit.register(dump)
+
+
 def main() -> None:
     atexit.register(_peak)
     if os.environ.get("BENCH_PROFILE"):
         _profile_threads(os.environ["BENCH_PROFILE"])
     if os.environ.get("BENCH_SAMPLE"):
         _sample_threads(os.environ["BENCH_SAMPLE"])
+    if os.environ.get("BENCH_CPU_SAMPLE"):
+        _sample_cpu(os.environ["BENCH_CPU_SAMPLE"], os.environ["BENCH_CPU_GATE"])
     from callerid.cli import main as callerid
 
     sys.argv = ["callerid", *sys.argv[1:]]

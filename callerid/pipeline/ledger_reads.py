@@ -148,6 +148,9 @@ def _read(pipeline: Pipeline, decision_now: datetime, commits: int, at: float) -
             .select_from(Number)
             .where(
                 Number.account == account,
+                # implied by the OR below, but said first: the (account, status) index then
+                # serves it (without it SQLite walks every number of the account, O(N))
+                Number.status.in_([*(s.value for s in LIVE), NumberStatus.EXPIRED.value]),
                 (Number.status.in_([s.value for s in LIVE]) & (Number.expires_at <= decision_now))
                 | (Number.status == NumberStatus.EXPIRED.value)
                 # left mid-completion by a killed run, its grace over: resume it (loop's edit)
