@@ -99,9 +99,8 @@ def measure(count: int, concurrency: int, profile: Path | None) -> dict[str, flo
                 "BENCH_PROFILE": str(profile / f"{name}.prof"),
                 "BENCH_RSS_FILE": str(folder / f"{name}.rss"),
             }
-        return subprocess.Popen(
-            command, env={**env, **extra}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        log = (folder / f"{name}.log").open("wb")
+        return subprocess.Popen(command, env={**env, **extra}, stdout=log, stderr=log)
 
     inbox = start("receiver", ["inbox", "serve", "--port", str(inbox_port)])
     sandbox = start(
@@ -130,6 +129,7 @@ def measure(count: int, concurrency: int, profile: Path | None) -> dict[str, flo
                 break
             time.sleep(0.02)
         delivered = time.monotonic()
+        middle = [cpu_seconds(p.pid) for p in (sandbox, inbox)]
         codes: dict[str, tuple[str, str]] = {}
         for sender, text in rows:
             e164 = f"+{sender}"
@@ -140,6 +140,11 @@ def measure(count: int, concurrency: int, profile: Path | None) -> dict[str, flo
         asyncio.run(_complete(sandbox_url, codes, concurrency))
         ended = time.monotonic()
         after = [cpu_seconds(p.pid) for p in (sandbox, inbox)]
+    except BaseException:
+        for name in ("sandbox", "receiver"):
+            tail = (folder / f"{name}.log").read_text(errors="replace")[-3000:]
+            print(f"--- {name} log:\n{tail}", file=sys.stderr)
+        raise
     finally:
         for process in (sandbox, inbox):
             if process.poll() is None:
@@ -154,6 +159,8 @@ def measure(count: int, concurrency: int, profile: Path | None) -> dict[str, flo
     return {
         "sandbox": (after[0] - before[0]) / per,
         "receiver": (after[1] - before[1]) / per,
+        # the sandbox's CPU per complete request alone (no webhook in that phase), in ms
+        "complete_ms": (after[0] - middle[0]) / count * 1000,
         "initiate_s": initiated - started,
         "deliver_wait_s": delivered - initiated,
         "complete_s": ended - delivered,
@@ -174,7 +181,8 @@ def main() -> None:
         row = measure(args.count, args.concurrency, args.profile)
         print(
             f"{args.count} numbers, {args.concurrency} concurrent: CPU s per 1,000 numbers "
-            f"sandbox {row['sandbox']:.2f}, receiver {row['receiver']:.2f}; wall: initiate "
+            f"sandbox {row['sandbox']:.2f} (of which completes {row['complete_ms']:.2f}), "
+            f"receiver {row['receiver']:.2f}; wall: initiate "
             f"{row['initiate_s']:.1f} s, last webhook +{row['deliver_wait_s']:.1f} s, "
             f"complete {row['complete_s']:.1f} s; load {os.getloadavg()[0]:.1f}",
             flush=True,

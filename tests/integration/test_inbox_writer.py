@@ -1,6 +1,6 @@
-"""The webhook receiver's writer (group commit) on a real SQLite file: a save returns only once its
-row is committed, messages that queue up meanwhile share one transaction, a bad message fails
-only itself, an unreachable database fails its batch at once, and the thread does not linger."""
+"""The webhook receiver's writer (group commit) on SQLite and PostgreSQL: a save returns only once
+its row is committed, messages that queue up meanwhile share one transaction, a bad message
+fails only itself, an unreachable database fails its batch at once, the thread does not linger."""
 
 from __future__ import annotations
 
@@ -41,8 +41,11 @@ def now() -> datetime:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> sa.Engine:
-    return make_engine(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+def engine(db_url: str) -> Iterator[sa.Engine]:
+    """File SQLite, then PostgreSQL (the insert-once statement differs per dialect)."""
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
 
 
 class GatedScope:
