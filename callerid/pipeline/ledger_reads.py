@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from callerid.inbox.models import as_utc
+from callerid.ledger.ledger import UNCOUNTED_COMMIT
 from callerid.ledger.models import (
     FINAL_STATUSES,
     InboxMessage,
@@ -161,7 +162,10 @@ def _read(pipeline: Pipeline, decision_now: datetime, commits: int, at: float) -
             )
         ).scalar_one()
         run = uow.runs.status_counts(pipeline.run_id)
-        uow.commit()  # status_counts may have folded the run's count rows
+        # status_counts may have folded the run's count rows: committed, but not counted as a
+        # change (the counts are the same), or this look would be stale the moment it is taken
+        session.info[UNCOUNTED_COMMIT] = True
+        uow.commit()
     work = Work(
         new_messages=int(new_messages),
         queued=run.get(NumberStatus.QUEUED.value, 0) + run.get(NumberStatus.EXPIRED.value, 0),
