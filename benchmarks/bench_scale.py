@@ -116,7 +116,9 @@ def measure(count: int, silent: int, wait_s: float, profile: Path | None) -> dic
     }
     env.pop("PREFECT_API_URL", None)
     gate = folder / "waiting"
-    if profile is not None and profile.suffix == ".mem":
+    if profile is not None and profile.suffix == ".rss":
+        env["BENCH_RSS_TIMELINE"] = str(profile)
+    elif profile is not None and profile.suffix == ".mem":
         env["BENCH_TRACEMALLOC"] = str(profile)
     elif profile is not None and profile.suffix == ".cpu":
         env["BENCH_CPU_SAMPLE"] = str(profile)
@@ -242,6 +244,11 @@ def main() -> None:
         "--sample", action="store_true", help="with --profile: stack samples instead of cProfile"
     )
     parser.add_argument(
+        "--rss-timeline",
+        action="store_true",
+        help="with --profile: RSS every second, and object counts by type at each new high",
+    )
+    parser.add_argument(
         "--memory",
         action="store_true",
         help="with --profile: tracemalloc's top allocations at the peak (slow)",
@@ -260,7 +267,9 @@ def main() -> None:
         if args.profile:
             args.profile.mkdir(parents=True, exist_ok=True)
             kind = (
-                "mem"
+                "rss"
+                if args.rss_timeline
+                else "mem"
                 if args.memory
                 else "cpu"
                 if args.cpu_sample

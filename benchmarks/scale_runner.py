@@ -22,6 +22,48 @@ import traceback
 from typing import Any
 
 
+def _rss_timeline(path: str) -> None:
+    """Every second: seconds since start, RSS (MiB) and numbers final (from progress.json); when
+    RSS reaches a new high (+5 %), the live objects' counts by type, to say what grew."""
+    import gc
+    import glob
+    import json
+
+    page = os.sysconf("SC_PAGE_SIZE")
+    progress = os.path.join(os.environ.get("CALLERID_OUTPUT_DIR", "out"), "runs/*/progress.json")
+    started = time.monotonic()
+
+    def rss_mib() -> float:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * page / 2**20
+
+    def final() -> str:
+        for found in glob.glob(progress):
+            try:
+                with open(found) as fh:
+                    data = json.load(fh)
+                return f"{data.get('final')}/{data.get('total')} {data.get('phase')}"
+            except (OSError, ValueError):
+                pass
+        return "-"
+
+    def watcher() -> None:
+        high = 0.0
+        with open(path, "w") as out:
+            while True:
+                time.sleep(1.0)
+                rss = rss_mib()
+                out.write(f"{time.monotonic() - started:7.1f} s {rss:7.1f} MiB {final()}\n")
+                if rss > high * 1.05 and time.monotonic() - started > 5:
+                    high = rss
+                    kinds = collections.Counter(type(o).__name__ for o in gc.get_objects())
+                    top = ", ".join(f"{k} {n}" for k, n in kinds.most_common(25))
+                    out.write(f"  objects at {rss:.0f} MiB: {top}\n")
+                out.flush()
+
+    threading.Thread(target=watcher, daemon=True, name="bench-rss-timeline").start()
+
+
 def _peak() -> None:
     with open(os.environ["BENCH_RSS_FILE"], "w") as fh:
         fh.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
@@ -169,6 +211,8 @@ def _trace_peak(path: str) -> None:
 
 def main() -> None:
     atexit.register(_peak)
+    if os.environ.get("BENCH_RSS_TIMELINE"):
+        _rss_timeline(os.environ["BENCH_RSS_TIMELINE"])
     if os.environ.get("BENCH_PROFILE"):
         _profile_threads(os.environ["BENCH_PROFILE"])
     if os.environ.get("BENCH_SAMPLE"):
