@@ -45,7 +45,7 @@ from callerid.pipeline.session import Pipeline, StepResult
 from callerid.pipeline.steps import decision_time
 from tasks.account import account_limiter, account_settings
 from tasks.ingest import ingest_task
-from tasks.people import PeopleGlue, notify_end, start_people, write_people_report
+from tasks.people import PeopleGlue, announce_form, notify_end, publish_people_report, start_people
 from tasks.report import ProgressArtifact, publish_plan, report_task
 from tasks.verify import (
     complete_task,
@@ -95,6 +95,7 @@ class PrefectLoopOps:
         self.artifact = ProgressArtifact()
         self._asked: set[str] = set()
         self._person: asyncio.Future[Any] | None = None
+        self._announced: asyncio.Future[None] | None = None
         self._limited_seen = 0
         self._waiting_logged_at = float("-inf")
 
@@ -167,6 +168,10 @@ class PrefectLoopOps:
                 "(subflow collect-otps-from-person); `callerid otp submit` works too",
                 len(waiting),
             )
+            # The terminal's line (`callerid run` prints it), with the form's UI link.
+            self._announced = asyncio.ensure_future(
+                announce_form(self.pipeline.paths.root, len(waiting))
+            )
             self._person = asyncio.ensure_future(  # a flow call is typed as a bare Awaitable
                 collect_otps_from_person(
                     self.pipeline.account,
@@ -179,6 +184,8 @@ class PrefectLoopOps:
     async def close(self) -> None:
         """Every number is final: end a form still waiting for a person (its numbers were
         settled another way), so the subflow completes instead of pausing until its timeout."""
+        if self._announced is not None and not self._announced.done():
+            self._announced.cancel()  # still looking for the form's link: the form is over
         if self._person is None or self._person.done():
             return
         parent = flow_run.get_id()
@@ -340,7 +347,7 @@ async def bulk_verify(
         result = await report_task(pipeline, ingest, elapsed_s, incomplete=failed.reasons)
         outcome = {**result.as_dict(), "elapsed_s": elapsed_s}
         if people is not None:
-            outcome["people"] = await asyncio.to_thread(write_people_report, pipeline)
+            outcome["people"] = await publish_people_report(pipeline)
             await people.linger()
     if not ingest.accepted:
         logger.error(

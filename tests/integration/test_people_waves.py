@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from callerid.clock import ManualClock
-from callerid.ledger import Ledger, NumberStatus, open_ledger
+from callerid.ledger import Ledger, NumberRecord, NumberStatus, open_ledger
 from callerid.ledger.models import Notification
 from callerid.people import PeopleLane, SmtpMailer, parse_smtp_url, verify
 from callerid.people.keys import link_key
@@ -171,3 +171,37 @@ def test_without_smtp_every_message_is_recorded_as_not_sent(ledger: Ledger) -> N
     with ledger.unit_of_work() as uow:
         failed = failed_notices(uow.session, ACCOUNT, RUN)
     assert set(failed) == set(OWNERS) and all("no SMTP" in why for why in failed.values())
+
+
+def test_a_run_started_again_reminds_once_from_what_the_ledger_kept(
+    ledger: Ledger, smtp: SmtpServer
+) -> None:
+    """The first run told the owners and died; the rerun (a new run id, a new lane) sends the
+    reminders that fall due, once, with links that still work; a third lane sends nothing."""
+    clock = ManualClock(T0 + timedelta(seconds=5))
+    (wave,) = _lane(ledger, clock, smtp).tick()
+    assert wave.owners == 3
+    first = smtp.handler.to(ANA)[0].body.split("/codes/")[1].split()[0]
+    clock.advance(10 * 60)  # a third of the window left
+    with ledger.unit_of_work() as uow:  # the rerun registers the file again: its membership rows
+        rows = [NumberRecord(e164, alias="Front desk", channel="call") for e164 in OWNERS]
+        uow.numbers.upsert_many(ACCOUNT, rows, "run-2", clock.now())
+        uow.commit()
+    rerun = PeopleLane(
+        ledger,
+        ACCOUNT,
+        "run-2",
+        lambda: list(OWNERS),
+        clock,
+        "https://codes.example.com",
+        SmtpMailer(parse_smtp_url(smtp.url), sleep=lambda s: None),
+    )
+    (reminder,) = rerun.tick()  # not a second wave: these initiations were told already
+    assert reminder.reminder and (reminder.owners, reminder.numbers) == (3, 4)
+    again = smtp.handler.to(ANA)[1].body
+    assert again.startswith("Reminder") and again.split("/codes/")[1].split()[0] == first
+    assert _lane(ledger, clock, smtp).tick() == []  # once, whichever run reminded
+    assert rerun.tick() == []
+    with ledger.unit_of_work() as uow:
+        counts = notice_counts(uow.session, ACCOUNT, "run-2")
+    assert (counts.waves, counts.reminders) == (0, 3)
