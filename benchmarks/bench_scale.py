@@ -116,7 +116,11 @@ def measure(count: int, silent: int, wait_s: float, profile: Path | None) -> dic
     }
     env.pop("PREFECT_API_URL", None)
     gate = folder / "waiting"
-    if profile is not None and profile.suffix == ".cpu":
+    if profile is not None and profile.suffix == ".rss":
+        env["BENCH_RSS_TIMELINE"] = str(profile)
+    elif profile is not None and profile.suffix == ".mem":
+        env["BENCH_TRACEMALLOC"] = str(profile)
+    elif profile is not None and profile.suffix == ".cpu":
         env["BENCH_CPU_SAMPLE"] = str(profile)
         env["BENCH_CPU_GATE"] = str(gate)
     elif profile is not None and profile.suffix == ".samples":
@@ -240,6 +244,16 @@ def main() -> None:
         "--sample", action="store_true", help="with --profile: stack samples instead of cProfile"
     )
     parser.add_argument(
+        "--rss-timeline",
+        action="store_true",
+        help="with --profile: RSS every second, and object counts by type at each new high",
+    )
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="with --profile: tracemalloc's top allocations at the peak (slow)",
+    )
+    parser.add_argument(
         "--cpu-sample",
         action="store_true",
         help="with --profile: CPU time per stack of every thread, waiting phase only",
@@ -252,7 +266,17 @@ def main() -> None:
         profile = None
         if args.profile:
             args.profile.mkdir(parents=True, exist_ok=True)
-            kind = "cpu" if args.cpu_sample else "samples" if args.sample else "prof"
+            kind = (
+                "rss"
+                if args.rss_timeline
+                else "mem"
+                if args.memory
+                else "cpu"
+                if args.cpu_sample
+                else "samples"
+                if args.sample
+                else "prof"
+            )
             profile = args.profile / f"{count}.{kind}"
         row = measure(count, args.silent, args.wait_s, profile)
         rows.append(row)
