@@ -45,7 +45,7 @@ from callerid.pipeline.session import Pipeline, StepResult
 from callerid.pipeline.steps import decision_time
 from tasks.account import account_limiter, account_settings
 from tasks.ingest import ingest_task
-from tasks.people import PeopleGlue, notify_end, start_people, write_people_report
+from tasks.people import PeopleGlue, announce_form, notify_end, publish_people_report, start_people
 from tasks.report import ProgressArtifact, publish_plan, report_task
 from tasks.verify import (
     complete_task,
@@ -56,6 +56,7 @@ from tasks.verify import (
     recover_task,
     register_task,
     sync_listed_task,
+    unwalked,
 )
 
 # An SMS code normally reaches the inbox within seconds; after this a person is asked instead.
@@ -95,6 +96,7 @@ class PrefectLoopOps:
         self.artifact = ProgressArtifact()
         self._asked: set[str] = set()
         self._person: asyncio.Future[Any] | None = None
+        self._announcing: set[asyncio.Future[None]] = set()  # held: the loop keeps weak refs
         self._limited_seen = 0
         self._waiting_logged_at = float("-inf")
 
@@ -167,6 +169,12 @@ class PrefectLoopOps:
                 "(subflow collect-otps-from-person); `callerid otp submit` works too",
                 len(waiting),
             )
+            # The terminal's line (`callerid run` prints it), with the form's UI link.
+            announcing = asyncio.ensure_future(
+                announce_form(self.pipeline.paths.root, len(waiting))
+            )
+            self._announcing.add(announcing)
+            announcing.add_done_callback(self._announcing.discard)
             self._person = asyncio.ensure_future(  # a flow call is typed as a bare Awaitable
                 collect_otps_from_person(
                     self.pipeline.account,
@@ -179,6 +187,8 @@ class PrefectLoopOps:
     async def close(self) -> None:
         """Every number is final: end a form still waiting for a person (its numbers were
         settled another way), so the subflow completes instead of pausing until its timeout."""
+        for announcing in list(self._announcing):
+            announcing.cancel()  # still looking for the form's link: the form is over
         if self._person is None or self._person.done():
             return
         parent = flow_run.get_id()
@@ -295,7 +305,7 @@ async def bulk_verify(
             failed.reasons.append(str(exc))
             logger.error("%s", exc)
         if dry_run:
-            plan = await plan_task(pipeline, ingest)
+            plan = await plan_task(pipeline, unwalked(ingest))
             await publish_plan(plan)
             return {
                 "run_id": run_id,
@@ -309,7 +319,7 @@ async def bulk_verify(
         registered = (
             None
             if refused
-            else await failed.contain("register", lambda: register_task(pipeline, ingest))
+            else await failed.contain("register", lambda: register_task(pipeline, unwalked(ingest)))
         )
         if registered is not None:
             people = await start_people(
@@ -337,10 +347,10 @@ async def bulk_verify(
             await failed.contain("confirm", lambda: confirm_task(pipeline))
             ops.log_rate_limited()
         elapsed_s = time.monotonic() - started
-        result = await report_task(pipeline, ingest, elapsed_s, incomplete=failed.reasons)
+        result = await report_task(pipeline, unwalked(ingest), elapsed_s, incomplete=failed.reasons)
         outcome = {**result.as_dict(), "elapsed_s": elapsed_s}
         if people is not None:
-            outcome["people"] = await asyncio.to_thread(write_people_report, pipeline)
+            outcome["people"] = await publish_people_report(pipeline)
             await people.linger()
     if not ingest.accepted:
         logger.error(

@@ -236,6 +236,9 @@ def record_completions(
     run_id = pipeline.run_id
     with pipeline.ledger.unit_of_work() as uow:
         rows = {r.e164: r for r in rows_of(uow.session, pipeline.account, [c.e164 for c in codes])}
+        # The batch's messages in one query (else a query, and the autoflush of the rows changed
+        # so far, per code); the changes go out in the commit's one flush.
+        store.load_rows(uow.session, [c.message_id for c in codes])
         for code, outcome in zip(codes, results, strict=True):
             row = rows[code.e164]
             if outcome.message_used:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from callerid.plivo import PlivoClient, RateLimiter
-from callerid.plivo._transport import POOL_MAX, POOL_MIN, Transport, pool_limits
+from callerid.plivo._transport import LANE_SIZE, POOL_MAX, POOL_MIN, Transport, pool_limits
 from callerid.plivo.retry import RetryPolicy
 
 
@@ -29,16 +29,54 @@ def test_the_pool_follows_the_limiters_concurrency(
     assert limits.max_connections == limits.max_keepalive_connections == size
 
 
-def test_a_client_uses_that_pool() -> None:
-    async def pool_size() -> int:
-        limiter = RateLimiter(100_000, 5.0)
+@pytest.mark.parametrize(
+    ("max_requests", "lanes"),
+    [(100_000, [LANE_SIZE] * (POOL_MAX // LANE_SIZE)), (60, [LANE_SIZE, LANE_SIZE, 1])],
+)
+def test_a_client_uses_that_pool_in_lanes(max_requests: int, lanes: list[int]) -> None:
+    """Split into lanes of at most LANE_SIZE connections (httpcore scans a pool per request)."""
+
+    async def pool_sizes() -> list[int]:
+        limiter = RateLimiter(max_requests, 5.0)
         async with PlivoClient(
             "MAXXXXXXXXXXXXXXXXXX", "t", "http://127.0.0.1:9", limiter=limiter
         ) as c:
-            pool = c._transport._http._transport._pool  # type: ignore[attr-defined]
-            return int(pool._max_connections)
+            return [
+                int(lane.http._transport._pool._max_connections)  # type: ignore[attr-defined]
+                for lane in c._transport._lanes
+            ]
 
-    assert asyncio.run(pool_size()) == POOL_MAX
+    assert asyncio.run(pool_sizes()) == lanes
+
+
+def test_requests_spread_over_the_lanes_and_never_queue_in_one() -> None:
+    """Each request takes the least busy lane: no lane holds more than its connections."""
+    seen: dict[str, int] = {}
+    most = 0
+
+    async def burst() -> None:
+        nonlocal most
+        limiter = RateLimiter(100_000, 5.0)
+        lanes = [
+            httpx.AsyncClient(base_url=f"http://lane{i}.test", transport=httpx.MockTransport(slow))
+            for i in range(POOL_MAX // LANE_SIZE)
+        ]
+        transport = Transport(lanes, limiter, RetryPolicy())
+        await asyncio.gather(*(transport.send("GET", f"/n/{i}") for i in range(200)))
+        await transport.aclose()
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        nonlocal most
+        host = request.url.host
+        seen[host] = seen.get(host, 0) + 1
+        most = max(most, seen[host])
+        await asyncio.sleep(0.01)
+        seen[host] -= 1
+        return httpx.Response(200, json={})
+
+    asyncio.run(burst())
+    assert most == LANE_SIZE
+    assert len(seen) == POOL_MAX // LANE_SIZE
 
 
 def test_requests_beyond_the_pool_wait_outside_it() -> None:
@@ -66,3 +104,31 @@ def test_requests_beyond_the_pool_wait_outside_it() -> None:
 
     asyncio.run(burst())
     assert most == POOL_MAX
+
+
+def test_the_client_keeps_no_cookies_and_sends_basic_auth_on_every_request() -> None:
+    """Basic auth is a fixed header; a Set-Cookie from the API is never sent back (the client
+    skips httpx's cookie handling, a measurable share of its CPU per request)."""
+    seen: list[httpx.Request] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(
+            200, json={"phone_number": "+14155552671"}, headers={"set-cookie": "lb=1; Path=/"}
+        )
+
+    async def twice() -> None:
+        async with PlivoClient(
+            "MAXXXXXXXXXXXXXXXXXX",
+            "t0ken",
+            "http://plivo.test",
+            limiter=RateLimiter(100_000, 5.0),
+            transport=httpx.MockTransport(server),
+        ) as c:
+            await c.get("+14155552671")
+            await c.get("+14155552671")
+
+    asyncio.run(twice())
+    assert [r.headers.get("cookie") for r in seen] == [None, None]
+    expected = httpx.BasicAuth("MAXXXXXXXXXXXXXXXXXX", "t0ken")._auth_header
+    assert [r.headers["authorization"] for r in seen] == [expected, expected]
