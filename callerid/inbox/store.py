@@ -158,9 +158,9 @@ def get_row(session: Session, message_id: int) -> InboxMessage:
 
 
 def load_rows(session: Session, message_ids: Sequence[int]) -> dict[int, InboxMessage]:
-    """The rows of `message_ids` in one query per 500 (fewer when some are already in the
-    session): `get_row`, `mark_used` and `mark_rejected` then find them without a query of their
-    own, and so without the autoflush each query would bring."""
+    """The rows of `message_ids` in one query per 500: while the caller holds the returned dict
+    (a session keeps unchanged rows only weakly), `get_row`, `mark_used` and `mark_rejected` find
+    them without a query of their own, and so without the autoflush each query would bring."""
     found: dict[int, InboxMessage] = {}
     wanted = list(dict.fromkeys(message_ids))
     for start in range(0, len(wanted), _CHUNK):

@@ -237,8 +237,9 @@ def record_completions(
     with pipeline.ledger.unit_of_work() as uow:
         rows = {r.e164: r for r in rows_of(uow.session, pipeline.account, [c.e164 for c in codes])}
         # The batch's messages in one query (else a query, and the autoflush of the rows changed
-        # so far, per code); the changes go out in the commit's one flush.
-        store.load_rows(uow.session, [c.message_id for c in codes])
+        # so far, per code); the changes go out in the commit's one flush. Held here: the
+        # session keeps unchanged rows only weakly, and mark_used would load them again.
+        messages = store.load_rows(uow.session, [c.message_id for c in codes])
         for code, outcome in zip(codes, results, strict=True):
             row = rows[code.e164]
             if outcome.message_used:
@@ -270,6 +271,7 @@ def record_completions(
                 row, outcome.status, reason=outcome.reason, run_id=run_id, now=now, **fields
             )
         uow.commit()
+        del messages  # held until here (see above)
 
 
 # -- expiry, listing, recovery -------------------------------------------------------------------
