@@ -19,7 +19,7 @@ import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from uuid import UUID
 
 from prefect import flow, get_client, get_run_logger
@@ -34,6 +34,7 @@ from prefect.context import FlowRunContext
 from prefect.exceptions import NotPausedError
 from prefect.flow_runs import aresume_flow_run
 from prefect.runtime import flow_run
+from prefect.utilities.annotations import quote
 from prefect.utilities.urls import url_for
 
 from callerid.ingest import IngestResult
@@ -84,6 +85,16 @@ async def name_flow_run(csv_path: str, numbers: int, paths: RunPaths) -> None:
     info = {"id": run_id, "name": name, "ui_url": ui_url}
     paths.root.mkdir(parents=True, exist_ok=True)
     paths.flow_run_json.write_text(json.dumps(info), encoding="utf-8")
+
+
+def whole(ingest: IngestResult) -> IngestResult:
+    """`ingest` as a task argument Prefect passes on as it is, without walking into it.
+
+    Unquoted, Prefect visits every object of a task's arguments (looking for futures and
+    states), and remembers each one it visited for the length of the walk: at 100,000 rows that
+    is ~1 million objects, some 150 MB of bookkeeping at once and seconds of CPU, for each of
+    the tasks that take the file (register, plan, report). The rows hold no futures."""
+    return cast(IngestResult, quote(ingest))
 
 
 def untracked(result: StepResult) -> StepResult:
@@ -316,7 +327,7 @@ async def bulk_verify(
             failed.reasons.append(str(exc))
             logger.error("%s", exc)
         if dry_run:
-            plan = await plan_task(pipeline, ingest)
+            plan = await plan_task(pipeline, whole(ingest))
             await publish_plan(plan)
             return {
                 "run_id": run_id,
@@ -330,7 +341,7 @@ async def bulk_verify(
         registered = (
             None
             if refused
-            else await failed.contain("register", lambda: register_task(pipeline, ingest))
+            else await failed.contain("register", lambda: register_task(pipeline, whole(ingest)))
         )
         if registered is not None:
             people = await start_people(
@@ -358,7 +369,7 @@ async def bulk_verify(
             await failed.contain("confirm", lambda: confirm_task(pipeline))
             ops.log_rate_limited()
         elapsed_s = time.monotonic() - started
-        result = await report_task(pipeline, ingest, elapsed_s, incomplete=failed.reasons)
+        result = await report_task(pipeline, whole(ingest), elapsed_s, incomplete=failed.reasons)
         outcome = {**result.as_dict(), "elapsed_s": elapsed_s}
         if people is not None:
             outcome["people"] = await publish_people_report(pipeline)
