@@ -30,6 +30,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import StateType
+from prefect.context import FlowRunContext
 from prefect.exceptions import NotPausedError
 from prefect.flow_runs import aresume_flow_run
 from prefect.runtime import flow_run
@@ -86,6 +87,19 @@ async def name_flow_run(csv_path: str, numbers: int, paths: RunPaths) -> None:
     paths.flow_run_json.write_text(json.dumps(info), encoding="utf-8")
 
 
+def untracked(result: StepResult) -> StepResult:
+    """`result` without Prefect's lineage record of it. For the flow run's whole life Prefect
+    keeps a copy of each task run's state keyed by the id of its result (and of the result's
+    fields), to link the result to a task it is later passed to; the loop's step results are
+    never passed on, and at ~4 KB a task run the records of a 100,000-number run's thousands of
+    batches add up."""
+    context = FlowRunContext.get()
+    if context is not None:
+        for part in (result, result.attempted, result.counts):
+            context.run_results.pop(id(part), None)
+    return result
+
+
 class PrefectLoopOps:
     """`runner.LoopOps` whose steps are Prefect tasks (one task run per batch, none when idle)."""
 
@@ -107,15 +121,15 @@ class PrefectLoopOps:
         return await asyncio.to_thread(ledger_ops.work, self.pipeline, decision_time(self.pipeline))
 
     async def complete(self) -> StepResult:
-        return await complete_task(self.pipeline)
+        return untracked(await complete_task(self.pipeline))
 
     async def expire(self) -> StepResult:
-        done = await expire_task(self.pipeline)
+        done = untracked(await expire_task(self.pipeline))
         await asyncio.to_thread(forget_spent_codes, self.pipeline)  # windows just ended
         return done
 
     async def initiate(self, limit: int) -> StepResult:
-        return await initiate_task(self.pipeline, limit)
+        return untracked(await initiate_task(self.pipeline, limit))
 
     async def progress(self, work: Work) -> None:
         await asyncio.to_thread(self.writer.write, work)
