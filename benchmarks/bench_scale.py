@@ -115,7 +115,15 @@ def measure(count: int, silent: int, wait_s: float, profile: Path | None) -> dic
         "BENCH_RSS_FILE": str(folder / "rss"),
     }
     env.pop("PREFECT_API_URL", None)
-    if profile is not None and profile.suffix == ".samples":
+    gate = folder / "waiting"
+    if profile is not None and profile.suffix == ".rss":
+        env["BENCH_RSS_TIMELINE"] = str(profile)
+    elif profile is not None and profile.suffix == ".mem":
+        env["BENCH_TRACEMALLOC"] = str(profile)
+    elif profile is not None and profile.suffix == ".cpu":
+        env["BENCH_CPU_SAMPLE"] = str(profile)
+        env["BENCH_CPU_GATE"] = str(gate)
+    elif profile is not None and profile.suffix == ".samples":
         env["BENCH_SAMPLE"] = str(profile)
     elif profile is not None:
         env["BENCH_PROFILE"] = str(profile)
@@ -165,9 +173,11 @@ def measure(count: int, silent: int, wait_s: float, profile: Path | None) -> dic
         if loop_end is None or loop_start is None:
             raise SystemExit(f"run ended early: {run.stderr.read().decode()[-3000:]}")  # type: ignore[union-attr]
         time.sleep(2.0)  # let the last batch's bookkeeping settle
+        gate.touch()  # a CPU sampler (--cpu-sample) charges only this phase
         cpu_before, at = cpu_seconds(run.pid), time.monotonic()
         time.sleep(wait_s)
         waiting_cpu = (cpu_seconds(run.pid) - cpu_before) / (time.monotonic() - at)
+        gate.unlink()
         _hand_in_codes(sandbox_url, url, quiet_ones)
         run.wait(timeout=600)
         wall = time.monotonic() - started
@@ -233,6 +243,21 @@ def main() -> None:
     parser.add_argument(
         "--sample", action="store_true", help="with --profile: stack samples instead of cProfile"
     )
+    parser.add_argument(
+        "--rss-timeline",
+        action="store_true",
+        help="with --profile: RSS every second, and object counts by type at each new high",
+    )
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="with --profile: tracemalloc's top allocations at the peak (slow)",
+    )
+    parser.add_argument(
+        "--cpu-sample",
+        action="store_true",
+        help="with --profile: CPU time per stack of every thread, waiting phase only",
+    )
     args = parser.parse_args()
     sizes = [*args.sizes, *([100_000] if args.big else [])]
     print(f"load before: {os.getloadavg()}", flush=True)
@@ -241,7 +266,18 @@ def main() -> None:
         profile = None
         if args.profile:
             args.profile.mkdir(parents=True, exist_ok=True)
-            profile = args.profile / f"{count}.{'samples' if args.sample else 'prof'}"
+            kind = (
+                "rss"
+                if args.rss_timeline
+                else "mem"
+                if args.memory
+                else "cpu"
+                if args.cpu_sample
+                else "samples"
+                if args.sample
+                else "prof"
+            )
+            profile = args.profile / f"{count}.{kind}"
         row = measure(count, args.silent, args.wait_s, profile)
         rows.append(row)
         base = rows[0]["loop_s_per_1000"]

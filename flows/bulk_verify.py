@@ -30,6 +30,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import StateType
+from prefect.context import FlowRunContext
 from prefect.exceptions import NotPausedError
 from prefect.flow_runs import aresume_flow_run
 from prefect.runtime import flow_run
@@ -45,7 +46,7 @@ from callerid.pipeline.session import Pipeline, StepResult
 from callerid.pipeline.steps import decision_time
 from tasks.account import account_limiter, account_settings
 from tasks.ingest import ingest_task
-from tasks.people import PeopleGlue, notify_end, start_people, write_people_report
+from tasks.people import PeopleGlue, announce_form, notify_end, publish_people_report, start_people
 from tasks.report import ProgressArtifact, publish_plan, report_task
 from tasks.verify import (
     complete_task,
@@ -86,6 +87,19 @@ async def name_flow_run(csv_path: str, numbers: int, paths: RunPaths) -> None:
     paths.flow_run_json.write_text(json.dumps(info), encoding="utf-8")
 
 
+def untracked(result: StepResult) -> StepResult:
+    """`result` without Prefect's lineage record of it. For the flow run's whole life Prefect
+    keeps a copy of each task run's state keyed by the id of its result (and of the result's
+    fields), to link the result to a task it is later passed to; the loop's step results are
+    never passed on, and at ~4 KB a task run the records of a 100,000-number run's thousands of
+    batches add up."""
+    context = FlowRunContext.get()
+    if context is not None:
+        for part in (result, result.attempted, result.counts):
+            context.run_results.pop(id(part), None)
+    return result
+
+
 class PrefectLoopOps:
     """`runner.LoopOps` whose steps are Prefect tasks (one task run per batch, none when idle)."""
 
@@ -96,6 +110,7 @@ class PrefectLoopOps:
         self.artifact = ProgressArtifact()
         self._asked: set[str] = set()
         self._person: asyncio.Future[Any] | None = None
+        self._announcing: set[asyncio.Future[None]] = set()  # held: the loop keeps weak refs
         self._limited_seen = 0
         self._waiting_logged_at = float("-inf")
 
@@ -106,15 +121,15 @@ class PrefectLoopOps:
         return await asyncio.to_thread(ledger_ops.work, self.pipeline, decision_time(self.pipeline))
 
     async def complete(self) -> StepResult:
-        return await complete_task(self.pipeline)
+        return untracked(await complete_task(self.pipeline))
 
     async def expire(self) -> StepResult:
-        done = await expire_task(self.pipeline)
+        done = untracked(await expire_task(self.pipeline))
         await asyncio.to_thread(forget_spent_codes, self.pipeline)  # windows just ended
         return done
 
     async def initiate(self, limit: int) -> StepResult:
-        return await initiate_task(self.pipeline, limit)
+        return untracked(await initiate_task(self.pipeline, limit))
 
     async def progress(self, work: Work) -> None:
         await asyncio.to_thread(self.writer.write, work)
@@ -168,6 +183,12 @@ class PrefectLoopOps:
                 "(subflow collect-otps-from-person); `callerid otp submit` works too",
                 len(waiting),
             )
+            # The terminal's line (`callerid run` prints it), with the form's UI link.
+            announcing = asyncio.ensure_future(
+                announce_form(self.pipeline.paths.root, len(waiting))
+            )
+            self._announcing.add(announcing)
+            announcing.add_done_callback(self._announcing.discard)
             self._person = asyncio.ensure_future(  # a flow call is typed as a bare Awaitable
                 collect_otps_from_person(
                     self.pipeline.account,
@@ -180,6 +201,8 @@ class PrefectLoopOps:
     async def close(self) -> None:
         """Every number is final: end a form still waiting for a person (its numbers were
         settled another way), so the subflow completes instead of pausing until its timeout."""
+        for announcing in list(self._announcing):
+            announcing.cancel()  # still looking for the form's link: the form is over
         if self._person is None or self._person.done():
             return
         parent = flow_run.get_id()
@@ -341,7 +364,7 @@ async def bulk_verify(
         result = await report_task(pipeline, unwalked(ingest), elapsed_s, incomplete=failed.reasons)
         outcome = {**result.as_dict(), "elapsed_s": elapsed_s}
         if people is not None:
-            outcome["people"] = await asyncio.to_thread(write_people_report, pipeline)
+            outcome["people"] = await publish_people_report(pipeline)
             await people.linger()
     if not ingest.accepted:
         logger.error(

@@ -11,14 +11,22 @@ import logging
 import os
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from prefect.blocks.core import Block
 
-from callerid.people import PeopleLane, SmtpMailer, SmtpSettings, WaveReport, parse_smtp_url
+from callerid.people import (
+    PeopleLane,
+    SmtpMailer,
+    SmtpSettings,
+    WaveReport,
+    announce,
+    parse_smtp_url,
+)
 from callerid.people.mail import DEFAULT_FROM, ENV_URL
 from callerid.people.owners import asked_rows, assign_owners, owners_of_rows
-from callerid.people.page import REFRESH_S
+from callerid.people.page import REFRESH_S, code_page_base
 from callerid.people.records import failed_notices, notice_counts
 from callerid.pipeline.session import Pipeline
 
@@ -26,6 +34,7 @@ log = logging.getLogger(__name__)
 
 FAILURE_AUTOMATION = "bulk-verify failed or crashed"
 PAGE_LINGER_S = 2 * REFRESH_S
+OWNERS_ARTIFACT = "bulk-verify-owners"
 
 
 def mail_settings(smtp_block: str | None = None) -> SmtpSettings | None:
@@ -49,6 +58,16 @@ def mail_settings(smtp_block: str | None = None) -> SmtpSettings | None:
         )
     url = os.environ.get(ENV_URL, "").strip()
     return parse_smtp_url(url) if url else None
+
+
+async def smtp_settings_or_why(smtp_block: str | None) -> tuple[SmtpSettings | None, str | None]:
+    """The mail settings, or why they cannot be used (recorded on every message: a bad URL or
+    a missing block never fails the run). Read in a worker thread: loading a block is blocking
+    I/O, and the run's event loop must not wait on it."""
+    try:
+        return await asyncio.to_thread(mail_settings, smtp_block), None
+    except Exception as exc:
+        return None, f"SMTP settings unusable: {type(exc).__name__}: {exc}"
 
 
 def ui_url(flow_run_id: str | None) -> str | None:
@@ -102,7 +121,7 @@ class PeopleGlue:
         pipeline: Pipeline,
         *,
         base_url: str | None,
-        smtp_block: str | None,
+        smtp: tuple[SmtpSettings | None, str | None],
         notify_block: str | None,
         ask_after: timedelta,
         logger: Any,
@@ -111,13 +130,9 @@ class PeopleGlue:
         self.pipeline = pipeline
         self.notify_block = notify_block
         self.logger = logger
-        unusable: str | None = None
-        try:
-            settings = mail_settings(smtp_block)
-        except Exception as exc:  # a bad URL or block must not fail the run: it is recorded
-            unusable = f"SMTP settings unusable: {type(exc).__name__}: {exc}"
+        settings, unusable = smtp
+        if unusable:
             logger.error("%s", unusable)
-            settings = None
         mailer = SmtpMailer(settings) if settings is not None else None
         if mailer is None and unusable is None:
             logger.warning("owners are named but no SMTP is configured (%s, --smtp-block)", ENV_URL)
@@ -141,8 +156,12 @@ class PeopleGlue:
         self._task: asyncio.Task[None] | None = None
 
     async def on_wave(self, report: WaveReport) -> None:
-        link = await form_link() or "no Prefect UI (set PREFECT_API_URL to a server for one)"
-        self.logger.warning("%s; form: %s", report.line(), link)
+        form = await form_link()
+        link = form or "no Prefect UI (set PREFECT_API_URL to a server for one)"
+        # INFO: the UI and run.log; `callerid run` prints its own line from waiting.jsonl (a
+        # WARNING here would say it twice on a TTY, and not at all on a non-TTY terminal).
+        self.logger.info("%s; form: %s", report.line(), link)
+        await asyncio.to_thread(self.announce, report, form)
         if report.reminder:
             return
         body = (
@@ -150,6 +169,28 @@ class PeopleGlue:
             f"form: {link}"
         )
         await notify(self.notify_block, body, f"bulk-verify: wave {report.wave}")
+
+    def announce(self, report: WaveReport, form: str | None) -> None:
+        """The terminal's line for this wave, through the run's `waiting.jsonl`."""
+        no_mail = self.lane.mailer is None
+        try:
+            announce.write(
+                self.pipeline.paths.root,
+                announce.Waiting(
+                    wave=report.wave,
+                    numbers=report.numbers,
+                    owners=report.owners,
+                    emailed=report.emailed,
+                    failed=report.failed,
+                    reminder=report.reminder,
+                    channels=dict(report.channels),
+                    form=form,
+                    page=self.lane.base_url or None,
+                    why_not=self.lane.why_not if no_mail else None,
+                ),
+            )
+        except OSError as exc:  # the terminal's line is a courtesy; the run goes on
+            log.warning("could not write the run's waiting.jsonl: %s", type(exc).__name__)
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self.lane.run(self._stop, on_wave=self.on_wave))
@@ -164,6 +205,25 @@ class PeopleGlue:
         last codes see them verified (the page refreshes every few seconds)."""
         if self.pipeline.code_page_base is not None and self.lane.waves_sent:
             await asyncio.sleep(PAGE_LINGER_S)
+
+
+async def announce_form(folder: Path, numbers: int, *, wait_s: float = 20.0) -> None:
+    """The terminal's line for an `--ask-person` form: once its paused run shows up (its own UI
+    link), or after `wait_s` with the run's link; at once when there is no UI to link to."""
+    from prefect.runtime import flow_run
+
+    form = await form_link()
+    run_link = ui_url(flow_run.get_id())
+    deadline = asyncio.get_running_loop().time() + wait_s
+    while form is not None and form == run_link and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.5)
+        form = await form_link()
+    try:
+        await asyncio.to_thread(
+            announce.write, folder, announce.Waiting(wave=0, numbers=numbers, form=form)
+        )
+    except OSError as exc:
+        log.warning("could not write the run's waiting.jsonl: %s", type(exc).__name__)
 
 
 async def form_link() -> str | None:
@@ -211,11 +271,12 @@ async def start_people(
     """Record the rows' owners; when any number has one, start the people lane."""
     if not await asyncio.to_thread(assign_run_owners, pipeline, accepted):
         return None
-    base = public_url.rstrip("/") if public_url else pipeline.code_page_base
+    # `--public-url` is the links' base; the webhook's URL (`inbox serve --public-url`) works too.
+    base = code_page_base(public_url) if public_url else pipeline.code_page_base
     glue = PeopleGlue(
         pipeline,
         base_url=base,
-        smtp_block=smtp_block,
+        smtp=await smtp_settings_or_why(smtp_block),
         notify_block=notify_block,
         ask_after=ask_after,
         logger=logger,
@@ -257,11 +318,35 @@ def write_people_report(pipeline: Pipeline) -> dict[str, Any]:
                     row.created_at.isoformat(),
                 ]
             )
-    _append_summary(pipeline, counts, failed)
-    return {**counts, "not_emailed": failed, "notifications_csv": str(path)}
+    markdown = owners_markdown(counts, failed)
+    with pipeline.paths.summary_md.open("a", encoding="utf-8") as fh:
+        fh.write("\n" + markdown)
+    return {
+        **counts,
+        "not_emailed": failed,
+        "notifications_csv": str(path),
+        "markdown": markdown,
+    }
 
 
-def _append_summary(pipeline: Pipeline, counts: dict[str, int], failed: dict[str, str]) -> None:
+async def publish_people_report(pipeline: Pipeline) -> dict[str, Any]:
+    """`write_people_report`, then the same owners' section as the run's `bulk-verify-owners`
+    artifact in the UI (the summary artifact is published before the lane's last word). An
+    artifact that cannot be created is logged; the files are written either way."""
+    people = await asyncio.to_thread(write_people_report, pipeline)
+    markdown = people.pop("markdown")
+    try:
+        from prefect.artifacts import acreate_markdown_artifact
+
+        await acreate_markdown_artifact(
+            markdown, key=OWNERS_ARTIFACT, description="Owners emailed, and who could not be"
+        )
+    except Exception as exc:
+        log.warning("the owners' artifact was not published: %s", type(exc).__name__)
+    return people
+
+
+def owners_markdown(counts: dict[str, int], failed: dict[str, str]) -> str:
     """The owners' part of the run's `summary.md`: who was emailed, and who could not be."""
     lines = [
         "",
@@ -274,8 +359,7 @@ def _append_summary(pipeline: Pipeline, counts: dict[str, int], failed: dict[str
     if failed:
         lines += ["", "| number | why its owner was not emailed |", "| --- | --- |"]
         lines += [f"| {e164} | {why} |" for e164, why in sorted(failed.items())[:200]]
-    with pipeline.paths.summary_md.open("a", encoding="utf-8") as fh:
-        fh.write("\n".join(lines) + "\n")
+    return "\n".join(lines).lstrip("\n") + "\n"
 
 
 async def notify_end(

@@ -29,11 +29,13 @@ def waiting_numbers(
     channel: str = "call",
     now: datetime = T0,
     alias: str | None = "Front desk",
+    run_id: str = RUN,
 ) -> None:
-    """Register `owners`' numbers (E.164 -> owner) and leave them `initiated` at `now`."""
+    """Register `owners`' numbers (E.164 -> owner) for `run_id` and leave them `initiated` at
+    `now`."""
     with ledger.unit_of_work() as uow:
         rows = [NumberRecord(e164, alias=alias, channel=channel) for e164 in owners]
-        uow.numbers.upsert_many(ACCOUNT, rows, RUN, now)
+        uow.numbers.upsert_many(ACCOUNT, rows, run_id, now)
         assign_owners(uow.session, ACCOUNT, owners)
         uow.commit()
     for e164 in owners:

@@ -30,6 +30,7 @@ inbox_app = typer.Typer(
 )
 otp_app = typer.Typer(rich_markup_mode=None, no_args_is_help=True, help="Codes typed by a person.")
 SUBACCOUNT_TOKENS_ENV = "CALLERID_INBOX_SUBACCOUNT_TOKENS"  # "SA...:token,SA...:token"
+LINK_SECRET_ENV = "CALLERID_LINK_SECRET"  # callerid.people.keys.ENV_NAME (not imported: --help)
 
 DatabaseUrl = Annotated[
     str | None, typer.Option(help="Ledger database URL (default: CALLERID_DATABASE_URL).")
@@ -97,7 +98,8 @@ def serve(
     ] = False,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Receive Plivo inbound-SMS webhooks into the inbox until Ctrl-C."""
+    """Receive Plivo inbound-SMS webhooks into the inbox, and serve the owners' code page
+    (GET/POST /codes/<link>), until Ctrl-C."""
     from callerid.inbox import WebhookServer
     from callerid.settings import load_settings
 
@@ -123,12 +125,20 @@ def serve(
             port,
             allow_v2,
         )
-    except (ValueError, OSError) as exc:
+        # The link key now: a CALLERID_LINK_SECRET too short is exit 2 here, not a 500 on the
+        # page; without one, the ledger's key is generated (once, for every process) and kept.
+        server.code_page.key()
+    except (ValueError, OSError) as exc:  # LinkSecretError is a ValueError
         raise _fail(f"cannot serve: {exc}", 2) from None
     server.start()
     typer.echo(f"Inbox webhook listening on {server.listen_url}")
     typer.echo(f"  public URL (set it as the Plivo application's message_url): {server.url}")
     typer.echo(f"  account {account}, token {mask_secret(token)}, V2 {'on' if allow_v2 else 'off'}")
+    key_from = LINK_SECRET_ENV if os.environ.get(LINK_SECRET_ENV, "").strip() else "the ledger"
+    typer.echo(
+        f"  owners' code page: {server.code_page_base}/codes/<link> (links signed with the key "
+        f"from {key_from}; give `callerid run --public-url {server.code_page_base}`)"
+    )
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -17,6 +17,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from rich.console import Console
@@ -125,10 +126,14 @@ class _FlowRunLink:
 
 def watch(thread: threading.Thread, paths: RunPaths, console: Console, *, bars: bool) -> None:
     """Until the flow's thread ends: progress bars (or a spinner for a dry run) from the run's
-    progress.json, and the UI link when the flow run has one."""
+    progress.json, the UI link when the flow run has one, and a line when it waits for people."""
+    from callerid.people.announce import Announcer
     from callerid.pipeline.progress import read_progress
 
     link = _FlowRunLink(paths, console)
+    # The run starts waiting for people (a wave of owners' emails, an --ask-person form): one
+    # line each, TTY or not (Prefect's console logs are not the place: see announce.py).
+    people = Announcer(paths.root, partial(console.print, highlight=False, soft_wrap=True))
     if not bars:
         with console.status("planning (nothing is sent)"):
             while thread.is_alive():
@@ -143,11 +148,21 @@ def watch(thread: threading.Thread, paths: RunPaths, console: Console, *, bars: 
         MofNCompleteColumn(),
         TextColumn("{task.fields[detail]}"),
     )
-    with Progress(*columns, console=console, transient=False) as progress_bars:
+    # Redrawn by a thread of its own: 4 times a second on a terminal; not at all elsewhere (a
+    # file or a pipe gets the final bars when they stop, and a redraw nobody sees costs the
+    # waiting run ~0.5 % of a core).
+    with Progress(
+        *columns,
+        console=console,
+        transient=False,
+        auto_refresh=console.is_terminal,
+        refresh_per_second=4,
+    ) as progress_bars:
         final = progress_bars.add_task("starting Prefect and the run", total=None, detail="")
         verified = progress_bars.add_task("verified", total=None, detail="")
         while thread.is_alive():
             link.poll()
+            people.poll()
             progress = read_progress(paths.progress_json)
             if progress is not None:
                 counts = ", ".join(f"{k} {v}" for k, v in sorted(progress.counts.items()))
@@ -161,6 +176,7 @@ def watch(thread: threading.Thread, paths: RunPaths, console: Console, *, bars: 
                 progress_bars.update(verified, total=progress.total, completed=progress.verified)
             thread.join(0.25)
         link.poll()
+        people.poll()
         progress = read_progress(paths.progress_json)
         if progress is not None:
             progress_bars.update(final, total=progress.total, completed=progress.final)

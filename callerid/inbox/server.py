@@ -61,7 +61,8 @@ class WebhookServer(ThreadedUvicorn):
         from callerid.people.page import CodePage, add_code_page  # people imports the inbox
 
         secure = self._public_url.startswith("https://")
-        add_code_page(self.app, CodePage(scope, account, clock=clock, secure_cookie=secure))
+        self.code_page = CodePage(scope, account, clock=clock, secure_cookie=secure)
+        add_code_page(self.app, self.code_page)
         self._config.app = self.app
 
     @property

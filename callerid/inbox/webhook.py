@@ -27,13 +27,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from callerid.clock import Clock, SystemClock
-from callerid.inbox import store
 from callerid.inbox.db import SessionScope
 from callerid.inbox.models import (
     MAX_EXTERNAL_ID_CHARS,
@@ -43,6 +41,7 @@ from callerid.inbox.models import (
     MessageSource,
 )
 from callerid.inbox.webhook_auth import Credentials, Verdict, check_signature
+from callerid.inbox.writer import MessageWriter
 
 log = logging.getLogger(__name__)
 
@@ -163,9 +162,7 @@ def create_webhook_app(
     url_of: Callable[[], str] = public_url if callable(public_url) else (lambda: public_url)
     path = urlsplit(url_of()).path or DEFAULT_PATH
 
-    def save(message: InboundMessage) -> tuple[int, bool]:
-        with scope() as session:
-            return store.insert_message(session, message, now())
+    writer = MessageWriter(scope, now)  # a 200 is sent once the message's commit is done
 
     async def receive(request: Request) -> Response:
         try:
@@ -186,7 +183,7 @@ def create_webhook_app(
             log.info("webhook request refused: %s", type(exc).__name__)
             return PlainTextResponse("malformed request", status_code=400)
         try:
-            message_id, created = await run_in_threadpool(save, message)
+            message_id, created = await writer.save(message)
         except SQLAlchemyError as exc:
             log.error("inbox database unavailable: %s", type(exc).__name__)
             return PlainTextResponse(

@@ -28,6 +28,11 @@ from callerid.settings import Settings, load_settings
 log = logging.getLogger(__name__)
 _JITTER = random.Random()  # its own generator: the global one is shared state
 
+# A session whose commit changes nothing a reader can see (a read that folded the run's count
+# rows) says so in its `info`: `Ledger.commits` then does not count it, so the loop's shared
+# look is not thrown away by its own read.
+UNCOUNTED_COMMIT = "callerid.uncounted_commit"
+
 # How long a SQLite writer waits for another one before "database is locked" (ms).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -107,6 +112,8 @@ class Ledger:
         event.listen(self.sessions, "after_commit", self._committed)
 
     def _committed(self, session: Session) -> None:
+        if session.info.get(UNCOUNTED_COMMIT):
+            return
         self.commits += 1  # a lost increment under a thread race only costs one extra read
 
     @property

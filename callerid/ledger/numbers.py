@@ -241,6 +241,8 @@ class NumberRepository:
         in `expired` (recovery leaves them there) are settled the same way. Returns them all."""
         due = select(Number).where(
             Number.account == account,
+            # implied by the OR below; said so that the (account, status) index serves it
+            Number.status.in_([NumberStatus.INITIATED.value, NumberStatus.EXPIRED.value]),
             (
                 (Number.status == NumberStatus.INITIATED.value) & (Number.expires_at <= now)
                 | (Number.status == NumberStatus.EXPIRED.value)

@@ -5,9 +5,11 @@
     keys.py     the signing key (CALLERID_LINK_SECRET, or generated once into the ledger)
     waves.py    who needs a person now; one message per owner per wave
     mail.py     SMTP from CALLERID_SMTP_URL: one connection per wave, retried with backoff
-    records.py  what was sent to whom and when (and what could not be)
+    records.py  what was sent to whom and when (and what could not be); reminders due
     lane.py     the lane beside the verification loop that sends waves and reminders
+    announce.py the terminal's line per wave (the run writes waiting.jsonl, `callerid run` prints)
     page.py     GET/POST /codes/<link> on the inbox server
+    limits.py   the page's rate limit per link, counted in the ledger (shared by every server)
     outcomes.py what the page says about each number
 
 No Prefect here: `tasks/people.py` and `flows/bulk_verify.py` decide when, and tell the operator.

@@ -82,7 +82,6 @@ class PeopleLane:
         self.ask_after = ask_after
         self.gather = gather
         self.at_once = at_once
-        self._sent: dict[int, waves.OwnerMessage] = {}
         self.waves_sent = 0
         self.why_not = NO_SMTP  # recorded on every message when there is no mailer
         self._key: bytes | None = None
@@ -103,7 +102,11 @@ class PeopleLane:
     def tick(self) -> list[WaveReport]:
         """One round: a wave if one is due, then the due reminders. Blocking: run in a thread."""
         now = self.clock.now()
-        numbers = list(self.run_numbers())
+        # A run's numbers through its membership rows (O(1) per round in the run's size); the
+        # list only when there is no run to look them up by.
+        numbers: Sequence[str] | waves.RunMembers = (
+            waves.RunMembers(self.run_id) if self.run_id is not None else list(self.run_numbers())
+        )
         reports: list[WaveReport] = []
         with self.ledger.unit_of_work() as uow:
             session = uow.session
@@ -116,7 +119,7 @@ class PeopleLane:
             more = bool(waiting) and waves.initiations_pending(session, self.account, numbers)
         if waves.should_send(waiting, now, self.ask_after, self.gather, more_coming=more):
             reports.append(self._wave(waiting))
-        reminders = self._reminders()
+        reminders = self._reminders(numbers)
         if reminders is not None:
             reports.append(reminders)
         return reports
@@ -129,7 +132,7 @@ class PeopleLane:
         with self.ledger.unit_of_work() as uow:
             wave = records.next_wave(uow.session, self.account, self.run_id)
             for message in messages:
-                row = records.record_message(
+                records.record_message(
                     uow.session,
                     self.account,
                     self.run_id,
@@ -139,7 +142,6 @@ class PeopleLane:
                     error=failed.get(message.owner),
                     now=now,
                 )
-                self._sent[row.id] = message
             uow.commit()
         self.waves_sent += 1
         for owner, why in failed.items():
@@ -153,10 +155,14 @@ class PeopleLane:
             channels=dict(Counter(w.channel for w in waiting)),
         )
 
-    def _reminders(self) -> WaveReport | None:
+    def _reminders(self, numbers: Sequence[str] | waves.RunMembers) -> WaveReport | None:
+        """Reminders read everything from the ledger (what was sent, what is still missing), so
+        a run started again after a crash sends each one once, and none after the window."""
+        assert self._key is not None
         now = self.clock.now()
         with self.ledger.unit_of_work() as uow:
-            due = records.due_reminders(uow.session, self.account, self.run_id, now, self._sent)
+            members = numbers if isinstance(numbers, waves.RunMembers) else set(numbers)
+            due = records.due_reminders(uow.session, self.account, members, now, self._key)
         if not due:
             return None
         mails = [

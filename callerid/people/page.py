@@ -8,17 +8,14 @@ tag while a code is being checked). POST stores each typed code in the inbox tab
 Refused, with nothing stored: a forged, altered, malformed or expired link (403); a POST without
 the CSRF token bound to this link and to the page's cookie (403); a code for a number the link
 does not name (403); a code for a number that has had `MAX_WRONG_PER_LINK` codes refused through
-this link (403); more than `rate` POSTs a minute on one link (429). The page never shows a code.
+this link (403); more than `rate` POSTs a minute on one link, counted in the ledger across every
+process serving the page (429, `limits.py`). The page never shows a code.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
 import uuid
-from collections import defaultdict, deque
-from collections.abc import Callable
 from html import escape
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -35,6 +32,7 @@ from callerid.inbox.models import MessageSource
 from callerid.inbox.text import is_code
 from callerid.people import links
 from callerid.people.keys import link_key
+from callerid.people.limits import LinkRateLimit
 from callerid.people.outcomes import (
     MAX_WRONG_PER_LINK,
     PageRow,
@@ -57,27 +55,6 @@ class Refused(Exception):
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
         self.status, self.reason = status, reason
-
-
-class RateLimit:
-    """At most `per_minute` requests per key in any 60 s (in this process)."""
-
-    def __init__(self, per_minute: int, now: Callable[[], float] = time.monotonic) -> None:
-        self.per_minute = per_minute
-        self._now = now
-        self._seen: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
-
-    def allow(self, key: str) -> bool:
-        now = self._now()
-        with self._lock:
-            seen = self._seen[key]
-            while seen and seen[0] <= now - 60:
-                seen.popleft()
-            if len(seen) >= self.per_minute:
-                return False
-            seen.append(now)
-            return True
 
 
 _STYLE = (
@@ -141,7 +118,8 @@ def _refusal(exc: Refused) -> HTMLResponse:
 
 
 class CodePage:
-    """The routes' state: where codes go, the link key (read once), the per-link rate limit."""
+    """The routes' state: where codes go, the link key (read once), the per-link rate limit
+    (counted in the ledger: shared by every process serving the page)."""
 
     def __init__(
         self,
@@ -155,7 +133,7 @@ class CodePage:
         self.scope = scope
         self.account = account
         self.clock = clock or SystemClock()
-        self.limit = RateLimit(rate_per_minute)
+        self.limit = LinkRateLimit(scope, rate_per_minute, self.clock)
         self.secure_cookie = secure_cookie
         self._key: bytes | None = None
 
@@ -259,7 +237,7 @@ class CodePage:
         token = request.path_params["token"]
         try:
             link = await run_in_threadpool(self.link, token)
-            if not self.limit.allow(links.link_id(token)):
+            if not await run_in_threadpool(self.limit.allow, links.link_id(token)):
                 raise Refused(429, "Too many tries on this link; wait a minute.")
             codes = await self._codes(request, token, link)
             if codes:

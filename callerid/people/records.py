@@ -5,16 +5,20 @@ Functions take a Session and never commit (the caller's unit of work does).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from callerid.ledger.models import Notification, NotifiedNumber, Number, NumberStatus
-from callerid.people.links import link_id
-from callerid.people.waves import OwnerMessage, Waiting
+from callerid.inbox.models import as_utc
+from callerid.ledger.models import Notification, NotifiedNumber, Number, NumberStatus, RunNumber
+from callerid.people.links import Link, link_id, sign
+from callerid.people.waves import OwnerMessage, RunMembers, Waiting
+
+log = logging.getLogger(__name__)
 
 SENT, FAILED = "sent", "failed"
 WAVE, REMINDER = "wave", "reminder"
@@ -79,24 +83,79 @@ class DueReminder:
     missing: tuple[Waiting, ...]
 
 
+def _still_waiting(session: Session, account: str, row: Notification) -> list[Waiting]:
+    """The numbers `row` named whose code is still missing: live, and still the initiation the
+    message was about (a number initiated again has a new code and its own wave)."""
+    query = (
+        select(
+            Number.e164,
+            Number.alias,
+            Number.owner,
+            Number.channel,
+            Number.initiated_at,
+            Number.expires_at,
+            NotifiedNumber.initiated_at,
+        )
+        .join(
+            NotifiedNumber,
+            (NotifiedNumber.account == Number.account) & (NotifiedNumber.e164 == Number.e164),
+        )
+        .where(
+            NotifiedNumber.notification_id == row.id,
+            Number.account == account,
+            Number.status == NumberStatus.INITIATED.value,
+        )
+    )
+    found: list[Waiting] = []
+    for e164, alias, owner, channel, initiated, expires, notified in session.execute(query):
+        if initiated is None or expires is None or notified is None:
+            continue
+        if as_utc(initiated) != as_utc(notified):
+            continue
+        found.append(
+            Waiting(e164, alias, owner or row.owner, channel, as_utc(initiated), as_utc(expires))
+        )
+    return sorted(found, key=lambda w: w.e164)
+
+
+def _names_run_number(
+    session: Session,
+    account: str,
+    numbers: Sequence[str],
+    run_numbers: Collection[str] | RunMembers,
+) -> bool:
+    """Does a message naming `numbers` belong to this run (one of them is the run's)?"""
+    if not isinstance(run_numbers, RunMembers):
+        return any(e164 in run_numbers for e164 in numbers)
+    member = select(Number.id).join(
+        RunNumber, (RunNumber.number_id == Number.id) & (RunNumber.run_id == run_numbers.run_id)
+    )
+    query = member.where(Number.account == account, Number.e164.in_(list(numbers))).limit(1)
+    return session.execute(query).first() is not None
+
+
 def due_reminders(
     session: Session,
     account: str,
-    run_id: str | None,
+    run_numbers: Collection[str] | RunMembers,
     now: datetime,
-    rebuild: Mapping[int, OwnerMessage],
+    key: bytes,
 ) -> list[DueReminder]:
-    """Sent wave messages past their reminder time, before their deadline, not yet reminded,
-    whose numbers are still waiting for a code (those, and only those, are listed again).
+    """Sent wave messages naming this run's numbers, past their reminder time, before their
+    deadline, not yet reminded (by any run), whose numbers are still waiting for a code (those,
+    and only those, are listed again).
 
-    `rebuild` maps a notification id to the message the lane sent (it holds the link).
+    Everything comes from the ledger, so a run started again after a crash reminds the owners
+    its predecessor told (once), and never one whose window is over. The link is signed again
+    from what the ledger kept (signing is deterministic; the token itself, a bearer credential,
+    is never stored); if the key changed since (CALLERID_LINK_SECRET), it cannot be, and the
+    reminder is skipped with a log line.
     """
     reminded = select(Notification.link_id).where(
-        Notification.run_id == run_id, Notification.kind == REMINDER
+        Notification.account == account, Notification.kind == REMINDER
     )
     query = select(Notification).where(
         Notification.account == account,
-        Notification.run_id == run_id,
         Notification.kind == WAVE,
         Notification.status == SENT,
         Notification.remind_at <= now,
@@ -105,21 +164,27 @@ def due_reminders(
     )
     due: list[DueReminder] = []
     for row in session.execute(query).scalars():
-        message = rebuild.get(row.id)
-        if message is None:
+        if not _names_run_number(session, account, row.numbers, run_numbers):
+            continue  # another run's message
+        missing = tuple(_still_waiting(session, account, row))
+        if not missing:
             continue
-        live = set(
-            session.execute(
-                select(Number.e164).where(
-                    Number.account == account,
-                    Number.e164.in_(row.numbers),
-                    Number.status == NumberStatus.INITIATED.value,
-                )
-            ).scalars()
+        expires = as_utc(row.link_expires_at)
+        token = sign(key, Link(account, row.owner, tuple(row.numbers), expires))
+        if link_id(token) != row.link_id:
+            log.warning(
+                "wave %d: the link key changed since; no reminder to %s", row.wave, row.owner
+            )
+            continue
+        message = OwnerMessage(
+            owner=row.owner,
+            numbers=missing,
+            token=token,
+            deadline=as_utc(row.deadline),
+            link_expires_at=expires,
+            window_start=min(w.initiated_at for w in missing),
         )
-        missing = tuple(w for w in message.numbers if w.e164 in live)
-        if missing:
-            due.append(DueReminder(row.id, row.wave, message, missing))
+        due.append(DueReminder(row.id, row.wave, message, missing))
     return due
 
 
@@ -162,7 +227,7 @@ def notice_counts(session: Session, account: str, run_id: str | None) -> NoticeC
         )
     ).all()
     return NoticeCounts(
-        waves=len({w for w, *_ in rows}),
+        waves=len({w for w, k, *_ in rows if k == WAVE}),
         sent=sum(1 for _, k, s, _ in rows if k == WAVE and s == SENT),
         failed=sum(1 for _, _, s, _ in rows if s == FAILED),
         reminders=sum(1 for _, k, s, _ in rows if k == REMINDER and s == SENT),

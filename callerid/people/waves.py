@@ -14,22 +14,31 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from callerid.inbox.form import pretty
 from callerid.inbox.models import as_utc
-from callerid.ledger.models import NotifiedNumber, Number, NumberStatus
+from callerid.ledger.models import NotifiedNumber, Number, NumberStatus, RunNumber
 from callerid.people.links import Link, sign
 from callerid.people.mail import Mail
 
 _CHUNK = 500
+_Q = TypeVar("_Q", bound=Select[*tuple[Any, ...]])
 WAITING_FOR_INITIATION = (
     NumberStatus.QUEUED.value,
     NumberStatus.INITIATING.value,
     NumberStatus.EXPIRED.value,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class RunMembers:
+    """A run's numbers as the ledger records them (`run_numbers` rows), not as a list."""
+
+    run_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,35 +90,47 @@ def _notified(session: Session, account: str, e164s: Sequence[str]) -> set[tuple
     return seen
 
 
+def _in_run(query: _Q, run_numbers: Iterable[str] | RunMembers) -> Iterable[_Q]:
+    """`query` narrowed to the run's numbers: through its membership rows (one statement, whatever
+    the run's size: the (account, status) index drives it and each row is probed in the run's
+    primary key), or through the E.164s given, 500 to a statement."""
+    if isinstance(run_numbers, RunMembers):
+        member = (RunNumber.number_id == Number.id) & (RunNumber.run_id == run_numbers.run_id)
+        yield query.join(RunNumber, member)
+        return
+    for chunk in _chunks(list(dict.fromkeys(run_numbers))):
+        yield query.where(Number.e164.in_(chunk))
+
+
 def needing_person(
     session: Session,
     account: str,
-    run_numbers: Iterable[str],
+    run_numbers: Iterable[str] | RunMembers,
     now: datetime,
     ask_after: timedelta,
     at_once: frozenset[str] = frozenset(),
 ) -> list[Waiting]:
     """This run's numbers that need their owner now and have not been named for this initiation.
 
+    `run_numbers`: the run's E.164s, or `RunMembers(run_id)` (the ledger's membership rows: what a
+    running run uses, so a round costs the same at 100,000 numbers as at 100).
     `at_once`: numbers whose rows ask for a person (asked at the initiate, like a voice call)."""
-    wanted = list(dict.fromkeys(run_numbers))
     rows: list[Waiting] = []
-    for chunk in _chunks(wanted):
-        query = select(
-            Number.e164,
-            Number.alias,
-            Number.owner,
-            Number.channel,
-            Number.initiated_at,
-            Number.expires_at,
-        ).where(
-            Number.account == account,
-            Number.e164.in_(chunk),
-            Number.status == NumberStatus.INITIATED.value,
-            Number.owner.is_not(None),
-            Number.initiated_at.is_not(None),
-            Number.expires_at > now,
-        )
+    base = select(
+        Number.e164,
+        Number.alias,
+        Number.owner,
+        Number.channel,
+        Number.initiated_at,
+        Number.expires_at,
+    ).where(
+        Number.account == account,
+        Number.status == NumberStatus.INITIATED.value,
+        Number.owner.is_not(None),
+        Number.initiated_at.is_not(None),
+        Number.expires_at > now,
+    )
+    for query in _in_run(base, run_numbers):
         for e164, alias, owner, channel, initiated, expires in session.execute(query):
             if owner is None or initiated is None or expires is None:  # the query excludes them
                 continue
@@ -124,21 +145,16 @@ def needing_person(
     return [w for w in rows if (w.e164, w.initiated_at) not in done]
 
 
-def initiations_pending(session: Session, account: str, run_numbers: Sequence[str]) -> bool:
+def initiations_pending(
+    session: Session, account: str, run_numbers: Iterable[str] | RunMembers
+) -> bool:
     """Does this run still have numbers to initiate (a wave may wait to gather them)?"""
-    for chunk in _chunks(list(run_numbers)):
-        query = (
-            select(Number.id)
-            .where(
-                Number.account == account,
-                Number.e164.in_(chunk),
-                Number.status.in_(WAITING_FOR_INITIATION),
-            )
-            .limit(1)
-        )
-        if session.execute(query).first() is not None:
-            return True
-    return False
+    base = (
+        select(Number.id)
+        .where(Number.account == account, Number.status.in_(WAITING_FOR_INITIATION))
+        .limit(1)
+    )
+    return any(session.execute(query).first() is not None for query in _in_run(base, run_numbers))
 
 
 def should_send(

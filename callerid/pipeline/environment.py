@@ -28,6 +28,7 @@ from callerid.plivo.errors import (
     PlivoConnectionError,
     PlivoError,
     PlivoTimeoutError,
+    RateLimitedError,
     ServerError,
 )
 from callerid.settings import Settings
@@ -38,11 +39,6 @@ SANDBOX_NOTICE = (
     "No Plivo credentials (PLIVO_AUTH_ID / PLIVO_AUTH_TOKEN): using the local sandbox on "
     "127.0.0.1. Nothing is sent to Plivo and no real phone receives a code."
 )
-
-
-# The access check's own retries: enough for a blip, few enough that a closed port or a wrong
-# host is said in a couple of seconds rather than after the client's full backoff.
-ACCESS_CHECK_ATTEMPTS = 2
 
 
 class PlivoAccessError(RuntimeError):
@@ -96,18 +92,28 @@ async def check_access(
     base_url: str,
     *,
     limiter: RateLimiter,
+    retry_policy: RetryPolicy,
     subaccount: str | None = None,
 ) -> None:
     """One cheap authenticated call (a one-item page of the caller ID list) before anything is
     registered or sent, so that wrong credentials or a wrong URL fail the run at once, in one
-    line, with no number touched. Its own client: fewer retries than the run's."""
+    line, with no number touched.
+
+    It is retried as every request of the run is (`retry_policy`, the run's): a 429 is waited out,
+    paced by the account's limiter, until the policy's deadline (a busy account is no reason to
+    give up); a 5xx, a timeout or a refused connection is retried up to the policy's attempts.
+    Wrong credentials are not retried."""
     account = mask_secret(auth_id)
-    probe = PlivoClient(
-        auth_id, token, base_url, limiter=limiter, max_attempts=ACCESS_CHECK_ATTEMPTS
-    )
+    probe = PlivoClient(auth_id, token, base_url, limiter=limiter, retry_policy=retry_policy)
     async with probe:
         try:
             await probe.list_page(1, subaccount=subaccount)
+        except RateLimitedError:
+            raise PlivoAccessError(
+                f"Plivo at {probe.base_url} kept answering 429 (rate limited) to a first request "
+                f"for account {account}, past the retry deadline "
+                f"({retry_policy.rate_limited_deadline_s:g} s): the account is busy"
+            ) from None
         except AuthenticationError as exc:
             raise CredentialsRefusedError(
                 f"Plivo refused the credentials for account {account} at {probe.base_url}, "
@@ -215,12 +221,18 @@ async def open_run(
             )
         pacing = limiter
 
+        policy = RetryPolicy(rate_limited_deadline_s=settings.rate_limited_deadline_s)
+
         async def access_check() -> None:
             await check_access(
-                account, token, api_url, limiter=pacing, subaccount=options.subaccount
+                account,
+                token,
+                api_url,
+                limiter=pacing,
+                retry_policy=policy,
+                subaccount=options.subaccount,
             )
 
-        policy = RetryPolicy(rate_limited_deadline_s=settings.rate_limited_deadline_s)
         async with PlivoClient(
             account, token, api_url, limiter=limiter, retry_policy=policy
         ) as client:

@@ -9,7 +9,6 @@ from callerid.inbox import store
 from callerid.pipeline import ledger_ops
 from callerid.pipeline.report import (
     failure_rows,
-    status_counts,
     summary_markdown,
     write_run_reports,
 )
@@ -87,8 +86,7 @@ def write_reports(
     incomplete = list(incomplete or [])
     forget_spent_codes(pipeline)
     outcomes = ledger_ops.outcomes(pipeline, pipeline.e164s)
-    rows = write_run_reports(pipeline.paths, ingest, outcomes)
-    counts = status_counts(rows)
+    counts = write_run_reports(pipeline.paths, ingest, outcomes)
     markdown = summary_markdown(
         run_id=pipeline.run_id,
         csv_path=str(pipeline.csv_path),

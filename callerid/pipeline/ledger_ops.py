@@ -328,8 +328,10 @@ def mark_listed(pipeline: Pipeline, listed: set[str]) -> dict[str, int]:
     now = pipeline.clock.now()
     counts: Counter[str] = Counter()
     wanted = [e for e in pipeline.e164s if e in listed]
+    settled = [s for s in FINAL_STATUSES if s != NumberStatus.FAILED]
     with pipeline.ledger.unit_of_work() as uow:
-        for row in rows_of(uow.session, pipeline.account, wanted):
+        # the settled ones are left in the database (at a large run's end: nearly all of them)
+        for row in rows_of(uow.session, pipeline.account, wanted, not_in=settled):
             if row.status in FINAL_STATUSES and row.status != NumberStatus.FAILED:
                 continue
             ours = row.status in {s.value for s in LIVE} or row.verification_uuid is not None

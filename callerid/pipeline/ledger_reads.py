@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from callerid.inbox.models import as_utc
+from callerid.ledger.ledger import UNCOUNTED_COMMIT
 from callerid.ledger.models import (
     FINAL_STATUSES,
     InboxMessage,
@@ -37,10 +38,17 @@ def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
         yield items[i : i + _CHUNK]
 
 
-def rows_of(session: Any, account: str, e164s: Sequence[str]) -> list[Number]:
+def rows_of(
+    session: Any, account: str, e164s: Sequence[str], *, not_in: Iterable[str] = ()
+) -> list[Number]:
+    """The ORM rows of `e164s` (less those whose status is in `not_in`: at the end of a large
+    run, loading every row to skip the verified ones would hold them all in the session)."""
     found: list[Number] = []
+    skip = [str(s) for s in not_in]
     for chunk in _chunks(e164s):
         query = select(Number).where(Number.account == account, Number.e164.in_(chunk))
+        if skip:
+            query = query.where(Number.status.not_in(skip))
         found.extend(session.execute(query).scalars())
     return found
 
@@ -61,18 +69,32 @@ def _statuses(session: Any, account: str, e164s: Sequence[str]) -> dict[str, str
 
 
 def outcomes(pipeline: Pipeline, e164s: Sequence[str]) -> dict[str, NumberOutcome]:
+    """Where each of `e164s` stands, as plain values: columns, not ORM rows (100,000 rows in
+    one session's identity map cost ~200 MB at the end of a large run)."""
+    out: dict[str, NumberOutcome] = {}
+    columns = (
+        Number.e164,
+        Number.status,
+        Number.verification_uuid,
+        Number.attempts,
+        Number.wrong_otps,
+        Number.last_error,
+    )
     with pipeline.ledger.unit_of_work() as uow:
-        return {
-            row.e164: NumberOutcome(
-                row.e164,
-                row.status,
-                row.verification_uuid,
-                attempts=row.attempts,
-                wrong_otps=row.wrong_otps,
-                last_error=row.last_error,
+        for chunk in _chunks(list(e164s)):
+            query = select(*columns).where(
+                Number.account == pipeline.account, Number.e164.in_(chunk)
             )
-            for row in rows_of(uow.session, pipeline.account, list(e164s))
-        }
+            for e164, status, uuid, attempts, wrong_otps, last_error in uow.session.execute(query):
+                out[e164] = NumberOutcome(
+                    e164,
+                    status,
+                    uuid,
+                    attempts=attempts,
+                    wrong_otps=wrong_otps,
+                    last_error=last_error,
+                )
+    return out
 
 
 # How long one look at the ledger serves the loop's lanes and its progress writer when this
@@ -148,6 +170,9 @@ def _read(pipeline: Pipeline, decision_now: datetime, commits: int, at: float) -
             .select_from(Number)
             .where(
                 Number.account == account,
+                # implied by the OR below, but said first: the (account, status) index then
+                # serves it (without it SQLite walks every number of the account, O(N))
+                Number.status.in_([*(s.value for s in LIVE), NumberStatus.EXPIRED.value]),
                 (Number.status.in_([s.value for s in LIVE]) & (Number.expires_at <= decision_now))
                 | (Number.status == NumberStatus.EXPIRED.value)
                 # left mid-completion by a killed run, its grace over: resume it (loop's edit)
@@ -158,7 +183,10 @@ def _read(pipeline: Pipeline, decision_now: datetime, commits: int, at: float) -
             )
         ).scalar_one()
         run = uow.runs.status_counts(pipeline.run_id)
-        uow.commit()  # status_counts may have folded the run's count rows
+        # status_counts may have folded the run's count rows: committed, but not counted as a
+        # change (the counts are the same), or this look would be stale the moment it is taken
+        session.info[UNCOUNTED_COMMIT] = True
+        uow.commit()
     work = Work(
         new_messages=int(new_messages),
         queued=run.get(NumberStatus.QUEUED.value, 0) + run.get(NumberStatus.EXPIRED.value, 0),
@@ -170,8 +198,19 @@ def _read(pipeline: Pipeline, decision_now: datetime, commits: int, at: float) -
 
 
 def verified_but_unlisted(pipeline: Pipeline, listed: set[str]) -> list[str]:
-    ok = {NumberStatus.VERIFIED.value, NumberStatus.ALREADY_VERIFIED.value}
-    return [e for e, s in statuses(pipeline, pipeline.e164s).items() if s in ok and e not in listed]
+    """This run's numbers the ledger holds as verified that `listed` lacks (read a chunk at a
+    time: no map of every number's status at once)."""
+    ok = [NumberStatus.VERIFIED.value, NumberStatus.ALREADY_VERIFIED.value]
+    missing: list[str] = []
+    with pipeline.ledger.unit_of_work() as uow:
+        for chunk in _chunks(pipeline.e164s):
+            query = select(Number.e164).where(
+                Number.account == pipeline.account,
+                Number.e164.in_(chunk),
+                Number.status.in_(ok),
+            )
+            missing.extend(e for (e,) in uow.session.execute(query) if e not in listed)
+    return missing
 
 
 def waiting_for_person(pipeline: Pipeline, now: datetime, after: timedelta) -> list[str]:

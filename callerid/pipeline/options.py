@@ -30,6 +30,11 @@ class PipelineOptions:
     batch_size: int = 100
     # How long the loop sleeps when there is nothing to do but wait for OTPs.
     poll_interval_s: float = 0.5
+    # Once nothing has moved for `idle_after_s` (the same look at the ledger, no step did
+    # anything), the run only waits: one look every `idle_poll_s`, whatever the run's size, until
+    # something moves (a code arriving waits at most that long more).
+    idle_after_s: float = 5.0
+    idle_poll_s: float = 1.0
     dry_run: bool = False
 
     def __post_init__(self) -> None:
@@ -43,6 +48,8 @@ class PipelineOptions:
             raise ValueError(f"channel must be 'sms', 'call' or 'auto', not {self.channel!r}")
         if self.poll_interval_s <= 0:
             raise ValueError("poll_interval_s must be positive")
+        if self.idle_after_s < 0 or self.idle_poll_s <= 0:
+            raise ValueError("idle_after_s must be >= 0 and idle_poll_s positive")
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from callerid.ingest import IngestResult, ingest_csv
 from callerid.pipeline import account, ledger_ops, ledger_reads, steps
-from callerid.pipeline.environment import open_run
+from callerid.pipeline.environment import PlivoAccessError, open_run
 from callerid.pipeline.finish import RunResult, forget_spent_codes, write_reports
 from callerid.pipeline.options import PipelineOptions
 from callerid.pipeline.progress import Progress, write_progress
@@ -106,14 +106,18 @@ async def run_plain(
         follow_sandbox_clock=follow_sandbox_clock,
         limiter=limiter,
     ) as pipeline:
-        await pipeline.check_access()
         failed = StepFailures()
+        # Refused or unreachable: no number is touched, and the reports say why (as the flow's).
+        try:
+            await pipeline.check_access()
+        except PlivoAccessError as exc:
+            failed.reasons.append(str(exc))
 
         async def register() -> int:
             return await asyncio.to_thread(ledger_ops.register, pipeline, ingest)
 
         # Each step fails alone (after its own retries); the reports are written whatever failed.
-        if await failed.contain("register", register) is not None:
+        if not failed and await failed.contain("register", register) is not None:
             await failed.contain("list the account", lambda: account.sync_listed(pipeline))
             await failed.contain("recover", lambda: account.recover(pipeline))
             await failed.contain("verify", lambda: drive(PlainOps(pipeline), options))

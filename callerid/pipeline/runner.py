@@ -13,7 +13,6 @@ have something to do, so an hour of waiting for OTPs costs polls, not thousands 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -101,9 +100,71 @@ class LoopOps(Protocol):
         ...
 
 
-async def _pause(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
+async def _pause(stop: asyncio.Event, seconds: float, wake: asyncio.Event | None = None) -> None:
+    """Sleep `seconds`, or less when the run stops or `wake` is set."""
+    waits = [stop.wait()] if wake is None else [stop.wait(), wake.wait()]
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+class Pace:
+    """Whether the run is busy or only waits, and how long its lanes pause between rounds.
+
+    Busy (something moved in the last `idle_after_s`: the look at the ledger changed or a step
+    did something): every lane looks at the ledger itself every `poll_interval_s`, as before.
+    Waiting: only the supervisor looks, every `idle_poll_s`; the two API lanes sleep until its
+    look changes (or `idle_poll_s` passes) and then act on that look. So an hour of waiting for
+    the last codes costs one small read a second, not three lanes polling twice a second; the
+    first change (a code filed by the receiver, a window ending) wakes everyone, and the run is
+    busy again.
+    """
+
+    def __init__(self, options: PipelineOptions) -> None:
+        self.busy_s = options.poll_interval_s
+        self.idle_s = max(options.idle_poll_s, options.poll_interval_s)
+        self.idle_after_s = options.idle_after_s
+        self.last: Work | None = None
+        self.moved_at = time.monotonic()
+        self._wakes: list[asyncio.Event] = []
+        self.looks = 0  # reads of the ledger the lanes made (tests count them)
+
+    def wake_event(self) -> asyncio.Event:
+        event = asyncio.Event()
+        self._wakes.append(event)
+        return event
+
+    @property
+    def idle(self) -> bool:
+        return time.monotonic() - self.moved_at >= self.idle_after_s
+
+    def moved(self) -> None:
+        """Something changed: busy again. Lanes asleep on an idle pause wake at once (a busy
+        pause is not cut short: the lanes keep their busy pace)."""
+        was_idle = self.idle
+        self.moved_at = time.monotonic()
+        if was_idle:
+            for event in self._wakes:
+                event.set()
+
+    def saw(self, work: Work) -> Work:
+        self.looks += 1
+        if work != self.last:
+            self.last = work
+            self.moved()
+        return work
+
+    async def look(self, ops: LoopOps) -> Work:
+        """A lane's look at the ledger: its own read while busy, the supervisor's while idle."""
+        if self.idle and self.last is not None:
+            return self.last
+        return self.saw(await ops.work())
+
+    async def pause(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
+        await _pause(stop, self.idle_s if self.idle else self.busy_s, wake)
 
 
 async def drive(ops: LoopOps, options: PipelineOptions, *, clock_sync_every_s: float = 0.5) -> Work:
@@ -114,36 +175,50 @@ async def drive(ops: LoopOps, options: PipelineOptions, *, clock_sync_every_s: f
     supervisor follows the clock, expires and re-queues, reports progress and decides when the
     run is over. The two API lanes touch different numbers, the account's limiter serves
     completions first, and while one lane does its ledger bookkeeping the other keeps the limiter
-    busy: no lane waits for the other's batch to end.
+    busy: no lane waits for the other's batch to end. When nothing moves for a while, the run
+    only waits (`Pace`).
     """
     stop = asyncio.Event()
     last: list[Work] = []
+    pace = Pace(options)
 
     async def completion_lane() -> None:
+        wake = pace.wake_event()
         while not stop.is_set():
-            work = await ops.work()
+            wake.clear()  # a change seen from here on ends this round's pause at once
+            work = await pace.look(ops)
             done = await ops.complete() if work.new_messages else StepResult()
+            if done:
+                pace.moved()
             if done.attempted < options.batch_size:
                 # Not a full batch: let codes gather for a moment (one task run per batch, not
                 # per code); a 15-minute window does not miss a fraction of a second.
-                await _pause(stop, options.poll_interval_s)
+                await pace.pause(stop, wake)
 
     async def initiation_lane() -> None:
+        wake = pace.wake_event()
         while not stop.is_set():
-            work = await ops.work()
+            wake.clear()
+            work = await pace.look(ops)
             room = options.max_in_flight - work.live
-            if not (work.queued and room > 0 and await ops.initiate(min(room, options.batch_size))):
-                await _pause(stop, options.poll_interval_s)
+            started = work.queued and room > 0 and await ops.initiate(min(room, options.batch_size))
+            if started:
+                pace.moved()
+            else:
+                await pace.pause(stop, wake)
 
     async def supervisor() -> None:
         last_sync = float("-inf")
+        wake = pace.wake_event()
         while True:
+            wake.clear()
             if time.monotonic() - last_sync >= clock_sync_every_s:
                 await ops.sync_clock()
                 last_sync = time.monotonic()
-            work = await ops.work()
+            work = pace.saw(await ops.work())
             if work.due and await ops.expire():
-                work = await ops.work()
+                pace.moved()
+                work = pace.saw(await ops.work())
             await ops.progress(work)
             if work.finished:
                 last.append(work)
@@ -151,7 +226,7 @@ async def drive(ops: LoopOps, options: PipelineOptions, *, clock_sync_every_s: f
                 return
             if not work.queued and not work.new_messages:
                 await ops.idle(work)
-            await _pause(stop, options.poll_interval_s)
+            await pace.pause(stop, wake)
 
     try:
         async with asyncio.TaskGroup() as group:  # a failing lane cancels the others

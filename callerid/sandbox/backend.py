@@ -35,7 +35,7 @@ from callerid.sandbox.models import (
     Verification,
     VerificationState,
 )
-from callerid.sandbox.numbers import country_of, is_fixed_line, parse_number
+from callerid.sandbox.numbers import country_of, number_facts
 from callerid.sandbox.state import (
     DEFAULT_AUTH_ID,
     DEFAULT_AUTH_TOKEN,
@@ -88,9 +88,10 @@ class SandboxBackend(BackendState):
         raw = clean(phone_number)
         if raw is None:
             raise BadRequestError("phone_number is required")
-        number = parse_number(raw)
-        if number is None:
+        facts = number_facts(raw)
+        if facts is None:
             raise BadRequestError("invalid phone number")
+        number = facts.e164
         channel_text = (clean(channel) or Channel.SMS.value).lower()
         if channel_text not in {c.value for c in Channel}:
             raise BadRequestError("channel must be sms or call")
@@ -112,6 +113,7 @@ class SandboxBackend(BackendState):
                 otp=self.random_digits(self.otp_digits),
                 created_at=now,
                 expires_at=now + OTP_TTL,
+                country=facts.country,
             )
             self._verifications[verification.uuid] = verification
             self._pending[number] = verification.uuid
@@ -124,7 +126,7 @@ class SandboxBackend(BackendState):
                 account=verification.subaccount or self.main_auth_id,
                 sent_at=now,
                 expires_at=verification.expires_at,
-                reaches_phone=verification.channel is Channel.CALL or not is_fixed_line(number),
+                reaches_phone=verification.channel is Channel.CALL or not facts.fixed_line,
             )
             self._record_sent(sent)
         for listener in list(self._listeners):
@@ -170,7 +172,9 @@ class SandboxBackend(BackendState):
             caller = CallerId(
                 phone_number=found.phone_number,
                 alias=found.alias,
-                country=country_of(found.phone_number),
+                country=(
+                    found.country if found.country is not None else country_of(found.phone_number)
+                ),
                 subaccount=found.subaccount,
                 verification_uuid=found.uuid,
                 channel=found.channel,

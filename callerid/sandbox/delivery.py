@@ -8,11 +8,11 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-
-import httpx
+from urllib.parse import urlencode
 
 from callerid.plivo.signature import sign_v3
 from callerid.sandbox.models import SentOtp, format_timestamp
+from callerid.sandbox.poster import Answer
 
 
 @dataclass(frozen=True)
@@ -91,24 +91,21 @@ def signed_headers(
     }
 
 
-def send_webhook(
-    client: httpx.Client,
-    url: str,
-    sms: OutboundSms,
-    owner_token: str,
-    main_token: str,
-    delivered_at: datetime,
-) -> Delivery:
-    """POST the signed webhook; `delivered_at` is on the sandbox clock (files use the same)."""
+def webhook_request(
+    url: str, sms: OutboundSms, owner_token: str, main_token: str
+) -> tuple[bytes, dict[str, str]]:
+    """The signed form POST of one SMS: (body, headers), for `poster.WebhookPoster`."""
     params = sms.webhook_params()
     headers = signed_headers(url, params, sms.nonce, owner_token, main_token)
-    try:
-        response = client.post(url, data=params, headers=headers)
-    except httpx.HTTPError as exc:
-        return _record(sms, url, False, None, f"{type(exc).__name__}: {exc}", delivered_at)
-    ok = response.is_success
-    error = None if ok else f"HTTP {response.status_code}"
-    return _record(sms, url, ok, response.status_code, error, delivered_at)
+    headers["Content-Type"] = "application/x-www-form-urlencoded"
+    return urlencode(params).encode(), headers
+
+
+def webhook_delivery(
+    url: str, sms: OutboundSms, answer: Answer, delivered_at: datetime
+) -> Delivery:
+    """The record of one webhook POST; `delivered_at` is on the sandbox clock (files use it too)."""
+    return _record(sms, url, answer.ok, answer.status, answer.error, delivered_at)
 
 
 def send_to_drop_dir(folder: Path, sms: OutboundSms, received_at: datetime) -> Delivery:

@@ -137,6 +137,7 @@ class Verification:
     expires_at: datetime
     wrong_attempts: int = 0
     state: VerificationState = VerificationState.PENDING
+    country: str | None = None  # of the number, found at the initiate (None: not known)
 
 
 @dataclass

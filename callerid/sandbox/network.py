@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,14 +28,23 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from callerid.sandbox.delivery import Delivery, OutboundSms, send_to_drop_dir, send_webhook
+from callerid.sandbox.delivery import (
+    Delivery,
+    OutboundSms,
+    send_to_drop_dir,
+    webhook_delivery,
+    webhook_request,
+)
 from callerid.sandbox.models import Channel, SentOtp
 from callerid.sandbox.numbers import parse_number
+from callerid.sandbox.poster import WebhookPoster
 from callerid.sandbox.state import SANDBOX_INBOX_NUMBER, BackendState
 
 log = logging.getLogger(__name__)
+
+# After a new OTP wakes the delivery thread, it waits this long for the rest of the burst (a
+# client initiates many numbers at once): fewer, fuller rounds cost both servers less CPU.
+GATHER_S = 0.003
 
 
 class Behaviour(StrEnum):
@@ -63,6 +73,8 @@ class PhoneNetwork:
         timeout_s: float = 5.0,
         seed: int | None = None,
         text_heard_codes: bool = False,
+        parallel: int = 8,
+        gather_s: float = GATHER_S,
     ) -> None:
         self.backend = backend
         self.inbox_url = inbox_url
@@ -71,6 +83,8 @@ class PhoneNetwork:
         self.late_s = late_s
         self.inbox_number = inbox_number
         self.timeout_s = timeout_s
+        self.parallel = parallel  # webhooks due together are POSTed up to this many at once
+        self.gather_s = gather_s
         self.text_heard_codes = text_heard_codes
         self._rng = random.Random(seed)
         self._cond = threading.Condition()
@@ -78,7 +92,7 @@ class PhoneNetwork:
         self._scheduled: list[_Scheduled] = []
         self._deliveries: list[Delivery] = []
         self._thread: threading.Thread | None = None
-        self._client: httpx.Client | None = None
+        self._poster: WebhookPoster | None = None
         self._stopping = False
         backend.subscribe(self._on_sent)
 
@@ -175,7 +189,7 @@ class PhoneNetwork:
                 text=f"Your verification code is {code}",
                 to_number=self.inbox_number,
                 message_uuid=self._new_uuid(),
-                nonce="".join(str(self._rng.randrange(10)) for _ in range(20)),
+                nonce=f"{self._rng.randrange(10**20):020d}",  # 20 digits, one draw
             )
             self._scheduled.append(_Scheduled(due, sms))
             self._cond.notify_all()
@@ -194,28 +208,32 @@ class PhoneNetwork:
         with self._cond:
             due = [s for s in self._scheduled if s.due <= now]
             self._scheduled = [s for s in self._scheduled if s.due > now]
-        for item in sorted(due, key=lambda s: s.due):
-            for delivery in self._deliver(item.sms):
-                with self._cond:
-                    self._deliveries.append(delivery)
+        for batch in _rounds(sorted(due, key=lambda s: s.due), self.parallel):
+            deliveries = self._deliver(batch)
+            with self._cond:
+                self._deliveries.extend(deliveries)
         return len(due)
 
-    def _http(self) -> httpx.Client:
-        # one client for every delivery: building one costs an SSL context each time
-        if self._client is None:
-            self._client = httpx.Client(timeout=self.timeout_s)
-        return self._client
-
-    def _deliver(self, sms: OutboundSms) -> list[Delivery]:
-        results = []
+    def _deliver(self, batch: list[OutboundSms]) -> list[Delivery]:
+        """One round: the webhooks go out together (see poster.py), each SMS's records in order."""
         received_at = self.backend.clock.now()
-        if self.inbox_url is not None:
-            owner = self.backend.token_for(sms.sent.account)
+        per_sms: list[list[Delivery]] = [[] for _ in batch]
+        url = self.inbox_url
+        if url is not None:
             main = self.backend.token_for(self.backend.main_auth_id)
-            hook = send_webhook(self._http(), self.inbox_url, sms, owner, main, received_at)
-            results.append(hook)
+            requests = [
+                webhook_request(url, sms, self.backend.token_for(sms.sent.account), main)
+                for sms in batch
+            ]
+            if self._poster is None:  # one for every delivery: its connections stay open
+                self._poster = WebhookPoster(self.timeout_s, self.parallel)
+            answers = self._poster.post(url, requests)
+            for records, sms, answer in zip(per_sms, batch, answers, strict=True):
+                records.append(webhook_delivery(url, sms, answer, received_at))
         if self.drop_dir is not None:
-            results.append(send_to_drop_dir(self.drop_dir, sms, received_at))
+            for records, sms in zip(per_sms, batch, strict=True):
+                records.append(send_to_drop_dir(self.drop_dir, sms, received_at))
+        results = [record for records in per_sms for record in records]
         for result in results:
             if not result.ok:
                 log.warning("sandbox SMS delivery to %s failed: %s", result.target, result.error)
@@ -237,9 +255,9 @@ class PhoneNetwork:
         if self._thread is not None:
             self._thread.join(timeout=self.timeout_s + 1)
             self._thread = None
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        if self._poster is not None:
+            self._poster.close()
+            self._poster = None
 
     def _run(self) -> None:
         while True:
@@ -254,4 +272,22 @@ class PhoneNetwork:
                 if self._stopping:
                     return
                 # poll: the clock may be moved at any time without telling us
-                self._cond.wait(timeout=0.05)
+                woken = self._cond.wait(timeout=0.05)
+            if woken and self.gather_s:
+                # a new OTP: let the rest of its burst come, so that they go out together
+                time.sleep(self.gather_s)
+
+
+def _rounds(due: list[_Scheduled], size: int) -> list[list[OutboundSms]]:
+    """Consecutive messages, at most `size` a round and never two to one number in a round:
+    the messages of one number keep their order."""
+    rounds: list[list[OutboundSms]] = []
+    numbers: set[str] = set()
+    for item in due:
+        number = item.sms.sent.phone_number
+        if not rounds or len(rounds[-1]) >= size or number in numbers:
+            rounds.append([])
+            numbers = set()
+        rounds[-1].append(item.sms)
+        numbers.add(number)
+    return rounds

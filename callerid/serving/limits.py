@@ -23,15 +23,17 @@ class ServerLimits:
     keep_alive_s: int = 5  # uvicorn's own idle timer between two requests (whole seconds)
     max_connections: int = 1000  # lowered further when the descriptor limit is low
     max_header_bytes: int = 16 * 1024
-    backlog: int = 128  # the most connections accepted in one go (each takes a descriptor)
-    listen_backlog: int = 2048  # the kernel's queue of connections not yet accepted (no descriptor)
+    spare_descriptors: int = 128  # beyond twice the cap (see `connection_cap`)
+    # the kernel's queue of connections not yet accepted (it costs no descriptor; Linux caps it at
+    # net.core.somaxconn, 4096 by default), and the most the acceptor takes in one wake-up
+    listen_backlog: int = 4096
     drain_bytes: int = 64 * 1024  # after an early answer (413...), the most of a body read on
 
     def __post_init__(self) -> None:
         if min(self.header_timeout_s, self.body_timeout_s) <= 0 or self.keep_alive_s < 1:
             raise ValueError("timeouts must be positive")
-        if min(self.max_connections, self.backlog, self.listen_backlog) < 1:
-            raise ValueError("max_connections and the backlogs must be positive")
+        if min(self.max_connections, self.listen_backlog) < 1 or self.spare_descriptors < 0:
+            raise ValueError("max_connections and listen_backlog must be positive")
         if self.max_header_bytes < 1024:
             raise ValueError("max_header_bytes must be at least 1 KB")
 
@@ -55,9 +57,12 @@ def raise_open_file_limit() -> int | None:
 
 
 def connection_cap(limits: ServerLimits, open_file_limit: int | None) -> int:
-    """At most half the descriptors left after the accept burst and the reserve, and never above
-    `limits.max_connections`: the server must never run out of descriptors for its own files."""
+    """At most half the descriptors left after the spares and the reserve, and never above
+    `limits.max_connections`: the server must never run out of descriptors for its own files.
+
+    Half, because within one wake-up the acceptor may hold up to the cap of new sockets while as
+    many evicted connections have not closed yet (see `accept`)."""
     if open_file_limit is None:
         return limits.max_connections
-    headroom = (open_file_limit - limits.backlog - FD_RESERVE) // 2
+    headroom = (open_file_limit - limits.spare_descriptors - FD_RESERVE) // 2
     return min(limits.max_connections, max(MIN_CONNECTIONS, headroom))

@@ -11,11 +11,13 @@ descriptors (every genuine request then fails). Here each connection follows its
   on, within the same body deadline, then the connection is closed; a huge body is never read;
 - BUSY (request complete, the app is answering): not timed here.
 
-Connections in HEADERS, BODY or DRAIN are "waiting". When a new connection would pass the cap, the
-connection that has waited longest is closed (the new one itself when every other one is busy):
-a flood of idle or trickling clients only ever displaces itself, while a genuine request, which
-sends its headers and body at once, is answered. uvicorn's `limit_concurrency` is not used: it
-answers 503 to every request once idle connections fill it, which is the starvation itself.
+Connections in HEADERS, BODY or DRAIN are "waiting". A connection is built only once its socket
+has sent something (`accept`: until then it waits in the acceptor's lobby, which counts toward the
+cap and makes room first). When a new socket would pass the cap, the lobby's oldest socket is
+closed, else the connection that has waited longest (the new one itself when every other one is
+busy): a flood of idle or trickling clients only ever displaces itself, while a genuine request,
+which sends its headers and body at once, is answered. uvicorn's `limit_concurrency` is not used:
+it answers 503 to every request once idle connections fill it, which is the starvation itself.
 """
 
 from __future__ import annotations
@@ -45,27 +47,60 @@ class Phase(Enum):
 
 
 class ConnectionGuard:
-    """The open connections of one server, and the waiting ones oldest first."""
+    """The open connections of one server, and the waiting ones oldest first.
+
+    `open` counts the connections admitted; `arriving` the sockets that have sent their first
+    bytes and whose connection is being built. With the acceptor's lobby they stay within `cap`."""
 
     def __init__(self, cap: int) -> None:
         self.cap = cap
         self.open = 0
+        self.arriving = 0
+        self.admitted_total = 0  # connections built (a socket that never sends is never one)
         self.evicted = 0
         self.timed_out = 0
         self._admitted: set[GuardedH11Protocol] = set()
         self._waiting: dict[GuardedH11Protocol, None] = {}  # insertion order = age
         self._said_at = -EVICTION_LOG_EVERY_S
 
+    def expect(self) -> None:
+        """A socket was kept: its protocol will be admitted."""
+        self.arriving += 1
+
+    def arrival_failed(self) -> None:
+        """A kept socket failed before its protocol was admitted."""
+        self.arriving = max(0, self.arriving - 1)
+
     def admit(self, connection: GuardedH11Protocol) -> None:
         """A new connection (waiting for its headers); closes the oldest waiting past the cap."""
+        self.arriving = max(0, self.arriving - 1)
+        connection.admitted = True
+        self.admitted_total += 1
         self._admitted.add(connection)
         self._waiting[connection] = None
         self.open += 1
-        while self.open > self.cap:
-            oldest = next(iter(self._waiting), connection)
-            self.evicted += 1
-            oldest.close("connection cap reached")
-            self._say_evicted()
+        while self.open + self.arriving > self.cap:
+            if not self.evict_oldest(spare=connection):
+                self._evict(connection)
+                break
+
+    def evict_oldest(self, spare: GuardedH11Protocol | None = None) -> bool:
+        """Close the connection waiting longest (never `spare`); False: none is waiting."""
+        oldest = next((c for c in self._waiting if c is not spare), None)
+        if oldest is None:
+            return False
+        self._evict(oldest)
+        return True
+
+    def turned_away(self) -> None:
+        """The acceptor closed a new socket at once to make room (no protocol was made)."""
+        self.evicted += 1
+        self._say_evicted()
+
+    def _evict(self, connection: GuardedH11Protocol) -> None:
+        self.evicted += 1
+        connection.close("connection cap reached")
+        self._say_evicted()
 
     def _say_evicted(self) -> None:
         # one line every few seconds at most, not one per connection of a flood
@@ -108,7 +143,6 @@ class GuardedConfig(uvicorn.Config):
             timeout_graceful_shutdown=1,
             timeout_keep_alive=limits.keep_alive_s,
             h11_max_incomplete_event_size=limits.max_header_bytes,
-            backlog=limits.backlog,
         )
         self.limits = limits
         self.guard = ConnectionGuard(cap)
@@ -128,6 +162,8 @@ class GuardedH11Protocol(H11Protocol):
         self.limits = config.limits
         self.guard = config.guard
         self.phase: Phase | None = None
+        self.admitted = False  # by the guard, once: its arrival is counted
+        self.waiting_since: float | None = None  # accepted at (loop time), if before it was made
         self._deadline: asyncio.TimerHandle | None = None
         self._drain_left = 0
 
@@ -189,7 +225,9 @@ class GuardedH11Protocol(H11Protocol):
             return
         self.guard.waiting(self)
         if phase is Phase.HEADERS:
-            self._arm(self.limits.header_timeout_s)
+            since, self.waiting_since = self.waiting_since, None  # the first request only
+            waited = self.loop.time() - since if since is not None else 0.0
+            self._arm(max(0.0, self.limits.header_timeout_s - waited))
         elif phase is Phase.BODY:
             self._arm(self.limits.body_timeout_s)
         else:

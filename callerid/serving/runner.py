@@ -21,9 +21,10 @@ from typing import Any
 
 import uvicorn
 
+from callerid.serving.accept import Acceptor
 from callerid.serving.limits import ServerLimits, connection_cap, raise_open_file_limit
 from callerid.serving.logs import RepeatedLogFilter, RepeatLimiter, loop_exception_handler
-from callerid.serving.protocol import ConnectionGuard, GuardedConfig
+from callerid.serving.protocol import ConnectionGuard, GuardedConfig, GuardedH11Protocol
 
 # One limiter for the process: the loggers it guards are process-wide too.
 LOG_LIMITER = RepeatLimiter()
@@ -39,9 +40,46 @@ def limit_repeated_logs(names: Iterable[str] = ()) -> None:
 
 
 class _Server(uvicorn.Server):
+    """uvicorn's server, with our acceptor on the listening sockets instead of asyncio's."""
+
+    config: GuardedConfig
+    acceptors: list[Acceptor]
+
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         asyncio.get_running_loop().set_exception_handler(loop_exception_handler(LOG_LIMITER))
         await super().serve(sockets)
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn's own startup for given sockets, but the asyncio server is not started: it is
+        # kept only so that uvicorn's shutdown closes the sockets
+        if not sockets:
+            raise ValueError("ThreadedUvicorn serves the sockets it bound")
+        await self.lifespan.startup()
+        config, loop = self.config, asyncio.get_running_loop()
+
+        def create_protocol() -> GuardedH11Protocol:
+            return GuardedH11Protocol(config, self.server_state, self.lifespan.state)
+
+        self.servers, self.acceptors = [], []
+        for sock in sockets:
+            server = await loop.create_server(create_protocol, sock=sock, start_serving=False)
+            self.servers.append(server)
+            acceptor = Acceptor(
+                loop,
+                sock,
+                create_protocol,
+                config.guard,
+                burst=config.limits.listen_backlog,
+                header_timeout_s=config.limits.header_timeout_s,
+            )
+            acceptor.start(config.limits.listen_backlog)
+            self.acceptors.append(acceptor)
+        self.started = True
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for acceptor in self.acceptors:
+            acceptor.close()
+        await super().shutdown(sockets)
 
 
 class ThreadedUvicorn:
@@ -97,9 +135,6 @@ class ThreadedUvicorn:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError(f"uvicorn did not start on {self.url}")
             time.sleep(0.005)
-        # asyncio listens with the accept burst as backlog; a longer kernel queue costs no
-        # descriptor and keeps a flood of connects from dropping a genuine one's SYN (1 s retry)
-        self._socket.listen(self.limits.listen_backlog)
 
     def stop(self) -> None:
         if self._thread is not None:

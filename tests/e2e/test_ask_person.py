@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from callerid.inbox.manual import submit_code
+from callerid.people.announce import read
 from callerid.sandbox import DEFAULT_AUTH_ID
 from tests.e2e.conftest import World
 from tests.e2e.helpers import read_csv, sandbox_json, valid_numbers, write_csv
@@ -83,3 +84,8 @@ def test_voice_numbers_are_asked_for_and_verified_with_the_typed_codes(
     assert [r["status"] for r in rows] == ["verified"] * 3
     assert all(world.caller_id(n) is not None for n in numbers)
     assert _runs(prefect_api, "collect-otps-from-person", "COMPLETED")
+    # `callerid run` printed one line when the form appeared (no UI link: no server's UI here).
+    (waiting,) = read(Path(box["result"]["results_csv"]).parent)
+    assert waiting.line() == (
+        "Waiting for a person: 3 numbers need a code typed; `callerid otp submit NUMBER CODE`"
+    )

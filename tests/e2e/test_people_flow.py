@@ -231,3 +231,20 @@ def test_mail_that_cannot_be_sent_is_in_the_reports_and_the_run_goes_on(
     assert f"| {MOBILES[0]} | {why} |" in summary
     notifications = read_csv(Path(people["notifications_csv"]))
     assert [(n["owner"], n["status"]) for n in notifications] == [(OWNERS[0], "failed")]
+    # And in the UI: the owners' artifact says the same (the summary artifact came before it).
+    artifact = asyncio.run(_latest_artifact("bulk-verify-owners"))
+    assert f"| {MOBILES[0]} | {why} |" in artifact
+    assert "0 owners emailed in 1 waves" in artifact
+
+
+async def _latest_artifact(key: str) -> str:
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async with get_client() as client:
+        found = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+        )
+    assert found, key
+    newest = max(found, key=lambda a: a.created or 0)  # type: ignore[arg-type,return-value]
+    return str(newest.data)

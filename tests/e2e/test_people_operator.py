@@ -181,6 +181,17 @@ def test_the_block_hears_of_the_wave_and_the_end_with_a_working_ui_link(
         _ui_shows(link.group(1), run["name"], tmp_path)
         (run_log,) = (tmp_path / "out" / "runs").glob("*/run.log")
         assert "1 numbers wait for a person (1 of 1 owners emailed); form: " in run_log.read_text()
+        # The terminal (a file here: not a TTY) says it too, with the same UI link.
+        terminal = _wait(
+            lambda: [x for x in log.read_text().splitlines() if "Waiting for people" in x],
+            "the terminal's line",
+            process,
+            log,
+        )
+        assert terminal[0].startswith(
+            "Waiting for people (wave 1): 1 number (1 voice call) needs a code typed; "
+            f"1 of 1 owner emailed; form: {link.group(1)}"
+        ), terminal
 
         # The owner types the code the call "spoke"; the run ends and says so.
         sandbox = re.search(r"local sandbox at (http://[0-9.]+:[0-9]+)", run_log.read_text())
@@ -202,6 +213,8 @@ def test_the_block_hears_of_the_wave_and_the_end_with_a_working_ui_link(
     finally:
         if process.poll() is None:
             process.kill()
+    said = [x for x in log.read_text().splitlines() if "Waiting for people" in x]
+    assert len(said) == 1, said  # once per wave, not once per poll
     end = _wait(lambda: [t for t in receiver.texts() if "finished" in t], "end", None, log)[0]
     assert "verified 1" in end and "owners emailed 1" in end
 

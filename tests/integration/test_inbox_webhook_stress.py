@@ -5,7 +5,10 @@ the server, and its log stays small (before: every genuine post timed out and th
 tens of MB of "Too many open files" tracebacks).
 
 Everything on 127.0.0.1. The bounds on time are liveness bounds (an answer within 5 s, each
-attacker cut off within 20 s), far above what is measured (printed with `-s`); not a benchmark.
+attacker cut off within 20 s), far above what is measured (printed with `-s`). How fast is
+`benchmarks/bench_webhook_flood.py`'s figure, against issue 13's goal of 1 s. Measured here,
+five runs with two CPU hogs at load 7-11: worst answer 0.08-0.33 s, the first post after the
+flood 0.05-0.12 s (before the acceptor's lobby: 1.7-2.3 s at load 9-16).
 """
 
 from __future__ import annotations
@@ -86,7 +89,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
             process.stdout.close()
 
 
-def genuine_post(url: str) -> tuple[httpx.Response, float, str]:
+def genuine_post(client: httpx.Client, url: str) -> tuple[httpx.Response, float, str]:
     params = {
         "From": "14155550123",
         "To": "15005550100",
@@ -100,7 +103,7 @@ def genuine_post(url: str) -> tuple[httpx.Response, float, str]:
         "X-Plivo-Signature-V3-Nonce": nonce,
     }
     started = time.monotonic()
-    response = httpx.post(url, data=params, headers=headers, timeout=ANSWER_WITHIN_S)
+    response = client.post(url, data=params, headers=headers)
     return response, time.monotonic() - started, params["MessageUUID"]
 
 
@@ -180,7 +183,9 @@ def test_idle_and_trickling_clients_do_not_starve_genuine_webhooks(
     served: Served, tmp_path: Path
 ) -> None:
     raise_own_descriptor_limit(IDLE + TRICKLE + 512)
-    warm_up, _, first_uuid = genuine_post(served.public_url)  # the ledger is created here
+    # a new connection per post, as Plivo's are; one client, so no TLS context is made per post
+    client = httpx.Client(timeout=ANSWER_WITHIN_S, limits=httpx.Limits(max_keepalive_connections=0))
+    warm_up, _, first_uuid = genuine_post(client, served.public_url)  # creates the ledger
     assert warm_up.status_code == 200
     stored = [first_uuid]
     started = time.monotonic()
@@ -199,7 +204,7 @@ def test_idle_and_trickling_clients_do_not_starve_genuine_webhooks(
 
         latencies = []
         for _ in range(GENUINE):  # spread over the attack's first seconds, deadlines included
-            response, took, message_uuid = genuine_post(served.public_url)
+            response, took, message_uuid = genuine_post(client, served.public_url)
             assert response.status_code == 200, response.text
             latencies.append(took)
             stored.append(message_uuid)
@@ -210,13 +215,14 @@ def test_idle_and_trickling_clients_do_not_starve_genuine_webhooks(
         assert len(trickler.closed_after) == TRICKLE, "trickling clients left open"
         assert all_closed_by_server(idle, CUT_OFF_WITHIN_S) == 0, "idle clients left open"
     finally:
+        client.close()
         for sock in [*idle, *trickling]:
             sock.close()
 
     log_bytes = served.log.stat().st_size
     print(
         f"\n{IDLE + TRICKLE} attacking connections opened in {connected_s:.1f} s; "
-        f"genuine posts: {GENUINE}, answer max {max(latencies):.3f} s, "
+        f"genuine posts: {GENUINE}, first {latencies[0]:.3f} s, max {max(latencies):.3f} s, "
         f"median {sorted(latencies)[GENUINE // 2]:.3f} s; trickling clients cut off after "
         f"{min(trickler.closed_after):.1f}-{max(trickler.closed_after):.1f} s; "
         f"server log {log_bytes} bytes"

@@ -10,11 +10,12 @@ import pytest
 from sqlalchemy import select
 
 from callerid.clock import ManualClock
-from callerid.ledger import Ledger, NumberStatus, open_ledger
+from callerid.ledger import Ledger, NumberRecord, NumberStatus, open_ledger
 from callerid.ledger.models import Notification
 from callerid.people import PeopleLane, SmtpMailer, parse_smtp_url, verify
 from callerid.people.keys import link_key
 from callerid.people.records import failed_notices, notice_counts
+from callerid.people.waves import RunMembers, needing_person
 from tests.ledger_support import ACCOUNT, RUN, T0, drive
 from tests.people_support import waiting_numbers
 from tests.smtp_server import SmtpServer, smtp_server
@@ -99,6 +100,28 @@ def test_a_new_initiation_is_a_new_wave(ledger: Ledger, smtp: SmtpServer) -> Non
     assert len(smtp.handler.to(CY)) == 2
 
 
+def test_a_run_names_only_its_own_numbers_by_its_membership_rows(
+    ledger: Ledger, smtp: SmtpServer
+) -> None:
+    """The lane finds its run's numbers through the ledger's membership rows (a round costs the
+    same at 100,000 numbers), not through the list it was given: a number of another run of the
+    account, as live and as owned, is not named; a list without a run id still works."""
+    waiting_numbers(ledger, {"+14155550127": ANA}, run_id="another-run")
+    clock = ManualClock(T0 + timedelta(seconds=5))
+    lane = _lane(ledger, clock, smtp)
+    lane.run_numbers = lambda: pytest.fail("a run's lane read the list of its numbers")
+    (wave,) = lane.tick()
+    assert (wave.numbers, wave.owners) == (4, 3)
+    assert "+1 415-555-0127" not in smtp.handler.to(ANA)[0].body
+
+    with ledger.unit_of_work() as uow:
+        named = needing_person(uow.session, ACCOUNT, ["+14155550127"], clock.now(), timedelta(0))
+        members = needing_person(
+            uow.session, ACCOUNT, RunMembers("another-run"), clock.now(), timedelta(0)
+        )
+    assert [w.e164 for w in named] == [w.e164 for w in members] == ["+14155550127"]
+
+
 def test_sms_numbers_wait_for_the_ask_after_delay(ledger: Ledger, smtp: SmtpServer) -> None:
     other = {"+14155550127": ANA}
     waiting_numbers(ledger, other, channel="sms")
@@ -148,3 +171,37 @@ def test_without_smtp_every_message_is_recorded_as_not_sent(ledger: Ledger) -> N
     with ledger.unit_of_work() as uow:
         failed = failed_notices(uow.session, ACCOUNT, RUN)
     assert set(failed) == set(OWNERS) and all("no SMTP" in why for why in failed.values())
+
+
+def test_a_run_started_again_reminds_once_from_what_the_ledger_kept(
+    ledger: Ledger, smtp: SmtpServer
+) -> None:
+    """The first run told the owners and died; the rerun (a new run id, a new lane) sends the
+    reminders that fall due, once, with links that still work; a third lane sends nothing."""
+    clock = ManualClock(T0 + timedelta(seconds=5))
+    (wave,) = _lane(ledger, clock, smtp).tick()
+    assert wave.owners == 3
+    first = smtp.handler.to(ANA)[0].body.split("/codes/")[1].split()[0]
+    clock.advance(10 * 60)  # a third of the window left
+    with ledger.unit_of_work() as uow:  # the rerun registers the file again: its membership rows
+        rows = [NumberRecord(e164, alias="Front desk", channel="call") for e164 in OWNERS]
+        uow.numbers.upsert_many(ACCOUNT, rows, "run-2", clock.now())
+        uow.commit()
+    rerun = PeopleLane(
+        ledger,
+        ACCOUNT,
+        "run-2",
+        lambda: list(OWNERS),
+        clock,
+        "https://codes.example.com",
+        SmtpMailer(parse_smtp_url(smtp.url), sleep=lambda s: None),
+    )
+    (reminder,) = rerun.tick()  # not a second wave: these initiations were told already
+    assert reminder.reminder and (reminder.owners, reminder.numbers) == (3, 4)
+    again = smtp.handler.to(ANA)[1].body
+    assert again.startswith("Reminder") and again.split("/codes/")[1].split()[0] == first
+    assert _lane(ledger, clock, smtp).tick() == []  # once, whichever run reminded
+    assert rerun.tick() == []
+    with ledger.unit_of_work() as uow:
+        counts = notice_counts(uow.session, ACCOUNT, "run-2")
+    assert (counts.waves, counts.reminders) == (0, 3)

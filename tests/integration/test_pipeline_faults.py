@@ -15,10 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
 from callerid.clock import OffsetClock
 from callerid.inbox import WebhookServer
 from callerid.ledger import open_ledger
+from callerid.ledger.models import Number
 from callerid.pipeline import PipelineOptions
 from callerid.pipeline.finish import RunResult
 from callerid.pipeline.plain import run_plain
@@ -130,3 +132,56 @@ def test_a_burst_at_any_step_still_writes_the_reports_and_a_rerun_finishes(
         assert sandbox.backend.get(DEFAULT_AUTH_ID, number) is not None
     messages = [m.to_json() for m in sandbox.backend.messages()]
     assert reinitiated_while_live(messages) == {}
+
+
+@pytest.mark.parametrize("status", [429, 503])
+@pytest.mark.parametrize("burst", ["short", "long"])
+def test_a_burst_at_the_access_check_is_waited_out_or_ends_the_run_with_reports(
+    sandbox: SandboxServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    status: int,
+    burst: str,
+) -> None:
+    """The one-item page that checks the credentials before any number is registered. A short
+    burst is retried through (429s until the deadline, paced by the limiter; 5xx within the
+    attempts); a longer one ends the run before any number is touched, with its reports saying
+    why. Before: the check had two attempts in all, so a burst of two ended the run."""
+    rows = [{"phone_number": n} for n in NUMBERS]
+    csv_path = write_csv(tmp_path / "numbers.csv", rows)
+    count = 3 if burst == "short" else 200
+    if burst == "short":  # three 429s back off ~1.75-3.5 s in all: past the fixture's 1.5 s
+        monkeypatch.setenv("CALLERID_RATE_LIMITED_DEADLINE_S", "20")
+    sandbox.faults.add(
+        Fault(FaultKind.STATUS, count=count, status=status, operation=Operation.LIST)
+    )
+    first = _run(csv_path, f"access-{status}-{burst}")
+    paths = Path(first.results_csv).parent
+    assert {p.name for p in paths.iterdir()} >= {"results.csv", "rejects.csv", "summary.md"}
+    if burst == "short":
+        assert first.incomplete == []
+        assert {n: r["status"] for n, r in _statuses(first).items()} == dict.fromkeys(
+            NUMBERS, "verified"
+        )
+        return
+    said = "kept answering 429 (rate limited)" if status == 429 else f"answered HTTP {status}"
+    assert len(first.incomplete) == 1 and said in first.incomplete[0], first.incomplete
+    summary = (paths / "summary.md").read_text(encoding="utf-8")
+    assert "incomplete" in summary and said in summary
+    assert sandbox.backend.messages() == []  # no OTP sent
+    assert _ledger_numbers() == 0  # no number registered
+
+    sandbox.faults.clear()
+    second = _run(csv_path, f"access-{status}-{burst}-rerun")
+    assert second.incomplete == []
+    assert {n: r["status"] for n, r in _statuses(second).items()} == dict.fromkeys(
+        NUMBERS, "verified"
+    )
+
+
+def _ledger_numbers() -> int:
+    with (
+        open_ledger(load_settings().resolved_database_url()) as ledger,
+        ledger.unit_of_work() as uow,
+    ):
+        return int(uow.session.execute(select(func.count()).select_from(Number)).scalar_one())

@@ -113,3 +113,21 @@ def test_rows_that_ask_for_a_person() -> None:
         SimpleNamespace(e164="+14155550126", extra={"ask": "1"}),
     ]
     assert asked_rows(rows) == {"+14155550123", "+14155550126"}
+
+
+@pytest.mark.parametrize(
+    ("public_url", "base"),
+    [
+        ("https://codes.example.com", "https://codes.example.com"),
+        ("https://codes.example.com/", "https://codes.example.com"),
+        ("https://t.example.com/plivo/sms", "https://t.example.com"),  # inbox serve's URL
+        ("https://proxy.example.com/callerid/", "https://proxy.example.com/callerid"),
+        ("https://proxy.example.com/callerid/codes", "https://proxy.example.com/callerid"),
+    ],
+)
+def test_public_url_is_the_base_of_every_link(public_url: str, base: str) -> None:
+    from callerid.people.page import code_page_base
+
+    message = waves.plan([_waiting("+14155550123", "a@example.com", "call")], "MA1", b"k" * 32)
+    mail = waves.compose(message[0], code_page_base(public_url))
+    assert f"{base}/codes/{message[0].token}" in mail.body

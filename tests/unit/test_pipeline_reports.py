@@ -88,10 +88,12 @@ def test_results_have_every_input_row_in_file_order(tmp_path: Path) -> None:
         ),
     }
     paths = RunPaths.for_run(tmp_path, "run-1")
-    rows = write_run_reports(paths, _ingest(), outcomes)
-    assert [r["line"] for r in rows] == [2, 3, 4, 5]
+    counts = write_run_reports(paths, _ingest(), outcomes)
+    assert counts == {"failed": 1, "rejected": 2, "verified": 1}
+    assert [r["line"] for r in result_rows(_ingest(), outcomes)] == [2, 3, 4, 5]
     with paths.results_csv.open(newline="") as fh:
         written = list(csv.DictReader(fh))
+    assert [w["line"] for w in written] == ["2", "3", "4", "5"]
     assert [w["status"] for w in written] == ["verified", "rejected", "failed", "rejected"]
     assert written[0]["verification_uuid"] == "uuid-1"
     assert written[2]["reason"] == "no code within 15 minutes"

@@ -116,3 +116,41 @@ def test_waiting_numbers_cost_polls_not_steps_until_their_window_ends() -> None:
     assert world.calls.count("initiate:10") == 1
     assert world.calls.count("expire") == 1  # only once the fake window had ended
     assert world.idle_rounds >= 2 and world.clock_syncs >= world.idle_rounds
+
+
+class LaneCountingOps(FakeOps):
+    """Counts the looks at the ledger each lane makes itself."""
+
+    def __init__(self, world: FakeWorld) -> None:
+        super().__init__(world)
+        self.reads: dict[str, int] = {}
+
+    async def work(self) -> Work:
+        task = asyncio.current_task()
+        lane = task.get_coro().__name__ if task is not None else "?"  # type: ignore[union-attr]
+        self.reads[lane] = self.reads.get(lane, 0) + 1
+        return await super().work()
+
+
+def test_a_run_that_only_waits_is_looked_at_by_the_supervisor_alone() -> None:
+    """Idle (here from the first look on): the API lanes act on the supervisor's looks and wake
+    when it sees a change, so every number still ends final, initiated and completed, while the
+    lanes' own reads stop after their first."""
+    world = FakeWorld(40, silent=3)
+    ops = LaneCountingOps(world)
+    opts = PipelineOptions(
+        poll_interval_s=0.001, idle_after_s=0.0, idle_poll_s=0.001, max_in_flight=10, batch_size=5
+    )
+    last = asyncio.run(drive(ops, opts, clock_sync_every_s=0.0))
+    assert last.finished and world.final == 40
+    assert "complete" in world.calls and world.calls.count("expire") == 1
+    assert ops.reads.get("completion_lane", 0) <= 1 and ops.reads.get("initiation_lane", 0) <= 1
+    assert ops.reads["supervisor"] > 2
+
+
+def test_a_busy_run_keeps_every_lane_looking_for_itself() -> None:
+    world = FakeWorld(40)
+    ops = LaneCountingOps(world)
+    opts = PipelineOptions(poll_interval_s=0.001, max_in_flight=10, batch_size=5)
+    assert asyncio.run(drive(ops, opts, clock_sync_every_s=0.0)).finished
+    assert ops.reads["completion_lane"] > 1 and ops.reads["initiation_lane"] > 1

@@ -16,7 +16,7 @@ from callerid.serving.logs import loop_exception_handler
     ("fd_limit", "expected"),
     [
         (None, 1000),  # no descriptor limit: the configured cap
-        (1024, 384),  # the usual default: (1024 - 128 backlog - 128 reserve) / 2
+        (1024, 384),  # the usual default: (1024 - 128 spare - 128 reserve) / 2
         (20000, 1000),
         (1 << 20, 1000),
         (200, 8),  # absurdly low: still serves a few
