@@ -130,7 +130,6 @@ class Pace:
         self.last: Work | None = None
         self.moved_at = time.monotonic()
         self._wakes: list[asyncio.Event] = []
-        self.looks = 0  # reads of the ledger the lanes made (tests count them)
 
     def wake_event(self) -> asyncio.Event:
         event = asyncio.Event()
@@ -151,7 +150,6 @@ class Pace:
                 event.set()
 
     def saw(self, work: Work) -> Work:
-        self.looks += 1
         if work != self.last:
             self.last = work
             self.moved()
