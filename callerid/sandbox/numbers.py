@@ -14,6 +14,14 @@ def parse_number(raw: str | None) -> str | None:
     Paths carry bare digits (`14155551234`) as often as `+14155551234`; bodies carry `+`. A query
     string turns an unencoded `+` into a space, hence the strip.
     """
+    parsed = _valid(raw)
+    if parsed is None:
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _valid(raw: str | None) -> phonenumbers.PhoneNumber | None:
+    """The parsed number of `raw` if it is a valid number (see `parse_number`), else None."""
     if not raw:
         return None
     text = unquote(str(raw)).strip()
@@ -24,9 +32,7 @@ def parse_number(raw: str | None) -> str | None:
         parsed = phonenumbers.parse("+" + digits, None)
     except phonenumbers.NumberParseException:
         return None
-    if not phonenumbers.is_valid_number(parsed):
-        return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return parsed if phonenumbers.is_valid_number(parsed) else None
 
 
 @dataclass(frozen=True)
@@ -39,17 +45,8 @@ class NumberFacts:
 def number_facts(raw: str | None) -> NumberFacts | None:
     """`parse_number`, `country_of` and `is_fixed_line` from one parse (an initiate needs all
     three: parsing is most of its cost), or None for what `parse_number` refuses."""
-    if not raw:
-        return None
-    text = unquote(str(raw)).strip()
-    digits = text[1:] if text.startswith("+") else text
-    if not digits.isdigit():
-        return None
-    try:
-        parsed = phonenumbers.parse("+" + digits, None)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(parsed):
+    parsed = _valid(raw)
+    if parsed is None:
         return None
     region = phonenumbers.region_code_for_number(parsed)
     kind = phonenumbers.number_type(parsed)
