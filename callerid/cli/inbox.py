@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from callerid.cli.stopping import stop_on_signals, wait_until_stopped
 from callerid.cli.terminal import console as _terminal
 from callerid.masking import mask_codes_in_text, mask_otp, mask_secret
 
@@ -131,16 +131,19 @@ def serve(
     except (ValueError, OSError) as exc:  # LinkSecretError is a ValueError
         raise _fail(f"cannot serve: {exc}", 2) from None
     server.start()
-    typer.echo(f"Inbox webhook listening on {server.listen_url}")
-    typer.echo(f"  public URL (set it as the Plivo application's message_url): {server.url}")
-    typer.echo(f"  account {account}, token {mask_secret(token)}, V2 {'on' if allow_v2 else 'off'}")
-    key_from = LINK_SECRET_ENV if os.environ.get(LINK_SECRET_ENV, "").strip() else "the ledger"
-    typer.echo(
-        f"  owners' code page: {server.code_page_base}/codes/<link> (links signed with the key "
-        f"from {key_from}; give `callerid run --public-url {server.code_page_base}`)"
-    )
+    stop_on_signals()  # before the first line: a signal sent on seeing it is honoured
     try:
-        threading.Event().wait()
+        typer.echo(f"Inbox webhook listening on {server.listen_url}")
+        typer.echo(f"  public URL (set it as the Plivo application's message_url): {server.url}")
+        typer.echo(
+            f"  account {account}, token {mask_secret(token)}, V2 {'on' if allow_v2 else 'off'}"
+        )
+        key_from = LINK_SECRET_ENV if os.environ.get(LINK_SECRET_ENV, "").strip() else "the ledger"
+        typer.echo(
+            f"  owners' code page: {server.code_page_base}/codes/<link> (links signed with the key "
+            f"from {key_from}; give `callerid run --public-url {server.code_page_base}`)"
+        )
+        wait_until_stopped()  # Ctrl-C or `kill`, even when started in the background
     except KeyboardInterrupt:
         pass
     finally:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import errno
-import signal
-import threading
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from callerid.cli.stopping import stop_on_signals, wait_until_stopped
 from callerid.masking import mask_secret
 
 sandbox_app = typer.Typer(
@@ -137,26 +136,22 @@ def serve(
         typer.echo(f"error: cannot listen on {host}:{port}: {reason}", err=True)
         raise typer.Exit(2) from None
     server.start()
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
-    typer.echo(f"Plivo sandbox listening on {server.url}")
-    typer.echo(f"  PLIVO_API_URL={server.url}")
-    typer.echo(f"  PLIVO_AUTH_ID={auth_id}  PLIVO_AUTH_TOKEN={mask_secret(auth_token)}")
-    typer.echo(f"  subaccounts: {', '.join(backend.subaccounts) or 'none'}")
-    typer.echo(f"  OTP SMS -> {inbox_url or 'nowhere (read them at /_sandbox/messages)'}")
-    if drop_dir:
-        typer.echo(f"  OTP SMS files -> {drop_dir}")
-    if state:
-        typer.echo(f"  account state -> {state}")
+    stop_on_signals()  # before the first line: a signal sent on seeing it is honoured
     try:
-        threading.Event().wait()
+        typer.echo(f"Plivo sandbox listening on {server.url}")
+        typer.echo(f"  PLIVO_API_URL={server.url}")
+        typer.echo(f"  PLIVO_AUTH_ID={auth_id}  PLIVO_AUTH_TOKEN={mask_secret(auth_token)}")
+        typer.echo(f"  subaccounts: {', '.join(backend.subaccounts) or 'none'}")
+        typer.echo(f"  OTP SMS -> {inbox_url or 'nowhere (read them at /_sandbox/messages)'}")
+        if drop_dir:
+            typer.echo(f"  OTP SMS files -> {drop_dir}")
+        if state:
+            typer.echo(f"  account state -> {state}")
+        wait_until_stopped()  # Ctrl-C or `kill`, even when started in the background
     except KeyboardInterrupt:
         typer.echo("stopping")
     finally:
         server.stop()
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def register(app: typer.Typer) -> None:

@@ -138,3 +138,35 @@ def test_serve_without_credentials_refuses_a_non_loopback_address(
 )
 def test_which_addresses_are_loopback(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a script's `&` leaves it for its children
+
+
+@pytest.mark.parametrize("command", [["inbox", "serve"], ["sandbox", "serve"]])
+@pytest.mark.parametrize("stop_with", [signal.SIGINT, signal.SIGTERM])
+def test_a_server_started_in_the_background_stops_on_sigint_and_sigterm(
+    ledger_url: str, command: list[str], stop_with: signal.Signals
+) -> None:
+    """A server started by a non-interactive shell's `&` (a script, a CI job) inherits SIGINT
+    ignored; before, `inbox serve` relied on Python's default KeyboardInterrupt, which Python does
+    not install over an ignored SIGINT, and stayed up for ever (seen in a background CI run)."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from callerid.cli import main; main()", *command, "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=_ignore_sigint,
+    )
+    try:
+        assert process.stdout is not None
+        assert "listening on http://127.0.0.1:" in process.stdout.readline()
+        process.send_signal(stop_with)
+        # A liveness bound, far above the ~1 s a stop takes: the bug was "never".
+        assert process.wait(timeout=120) is not None
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
