@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from callerid.inbox.models import as_utc
 from callerid.ledger.models import Notification, NotifiedNumber, Number, NumberStatus, RunNumber
 from callerid.people.links import Link, link_id, sign
-from callerid.people.waves import OwnerMessage, RunMembers, Waiting
+from callerid.people.waves import WAITING_COLUMNS, OwnerMessage, RunMembers, Waiting
 
 log = logging.getLogger(__name__)
 
@@ -87,15 +87,7 @@ def _still_waiting(session: Session, account: str, row: Notification) -> list[Wa
     """The numbers `row` named whose code is still missing: live, and still the initiation the
     message was about (a number initiated again has a new code and its own wave)."""
     query = (
-        select(
-            Number.e164,
-            Number.alias,
-            Number.owner,
-            Number.channel,
-            Number.initiated_at,
-            Number.expires_at,
-            NotifiedNumber.initiated_at,
-        )
+        select(*WAITING_COLUMNS, NotifiedNumber.initiated_at)
         .join(
             NotifiedNumber,
             (NotifiedNumber.account == Number.account) & (NotifiedNumber.e164 == Number.e164),

@@ -41,6 +41,17 @@ class RunMembers:
     run_id: str
 
 
+# The columns a `Waiting` is built from, in its field order (e164 .. expires_at).
+WAITING_COLUMNS = (
+    Number.e164,
+    Number.alias,
+    Number.owner,
+    Number.channel,
+    Number.initiated_at,
+    Number.expires_at,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Waiting:
     """A number whose code a person must type, as plain values."""
@@ -116,14 +127,7 @@ def needing_person(
     running run uses, so a round costs the same at 100,000 numbers as at 100).
     `at_once`: numbers whose rows ask for a person (asked at the initiate, like a voice call)."""
     rows: list[Waiting] = []
-    base = select(
-        Number.e164,
-        Number.alias,
-        Number.owner,
-        Number.channel,
-        Number.initiated_at,
-        Number.expires_at,
-    ).where(
+    base = select(*WAITING_COLUMNS).where(
         Number.account == account,
         Number.status == NumberStatus.INITIATED.value,
         Number.owner.is_not(None),
