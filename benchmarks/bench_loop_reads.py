@@ -47,28 +47,15 @@ def build(folder: Path, count: int, waiting: int) -> Ledger:
         uow.commit()
     with ledger.engine.begin() as db:  # the statuses a run that only waits has reached
         db.execute(sa.text("UPDATE numbers SET owner = 'owner' || (id % 50) || '@example.com'"))
-        db.execute(
-            sa.text(
-                "UPDATE numbers SET status = 'verified', verification_uuid = 'u' || id, "
-                "initiated_at = :at, expires_at = :ends WHERE id > :waiting"
-            ),
-            {
-                "at": now - timedelta(minutes=5),
-                "ends": now + timedelta(minutes=10),
-                "waiting": waiting,
-            },
-        )
-        db.execute(
-            sa.text(
-                "UPDATE numbers SET status = 'initiated', verification_uuid = 'u' || id, "
-                "initiated_at = :at, expires_at = :ends WHERE id <= :waiting"
-            ),
-            {
-                "at": now - timedelta(minutes=5),
-                "ends": now + timedelta(minutes=10),
-                "waiting": waiting,
-            },
-        )
+        window = {"at": now - timedelta(minutes=5), "ends": now + timedelta(minutes=10)}
+        for status, which in (("verified", "id > :waiting"), ("initiated", "id <= :waiting")):
+            db.execute(
+                sa.text(
+                    f"UPDATE numbers SET status = '{status}', verification_uuid = 'u' || id, "
+                    f"initiated_at = :at, expires_at = :ends WHERE {which}"
+                ),
+                {**window, "waiting": waiting},
+            )
         db.execute(
             sa.text(
                 "INSERT INTO inbox_messages (account, source, external_id, text, received_at, "
