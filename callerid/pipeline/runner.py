@@ -206,7 +206,7 @@ async def drive(ops: LoopOps, options: PipelineOptions, *, clock_sync_every_s: f
                 await pace.pause(stop, wake)
 
     async def supervisor() -> None:
-        last_sync = float("-inf")
+        last_sync = time.monotonic()
         wake = pace.wake_event()
         while True:
             wake.clear()
@@ -226,6 +226,11 @@ async def drive(ops: LoopOps, options: PipelineOptions, *, clock_sync_every_s: f
                 await ops.idle(work)
             await pace.pause(stop, wake)
 
+    # Follow the clock before any lane claims: a claim stamps each window from this clock, and
+    # one stamped from a stale reading (a test's sandbox clock moved while the run listed the
+    # account) would look ended to the supervisor's first look after its sync, which re-queues
+    # the number while the OTP its call is sending is live.
+    await ops.sync_clock()
     try:
         async with asyncio.TaskGroup() as group:  # a failing lane cancels the others
             group.create_task(supervisor())

@@ -118,6 +118,23 @@ def test_waiting_numbers_cost_polls_not_steps_until_their_window_ends() -> None:
     assert world.idle_rounds >= 2 and world.clock_syncs >= world.idle_rounds
 
 
+def test_the_clock_is_followed_before_the_first_claim() -> None:
+    """A claim stamps its windows from the run's clock; a claim made while the first sync is
+    still on its way (a sandbox clock moved during the listing) would stamp windows that look
+    ended at the next look, and the supervisor would re-queue numbers whose OTP is live."""
+
+    class SlowSync(FakeOps):
+        async def sync_clock(self) -> None:
+            await asyncio.sleep(0.02)  # an HTTP read of the sandbox's clock
+            self.w.calls.append("synced")
+
+    world = FakeWorld(5)
+    opts = PipelineOptions(poll_interval_s=0.001, max_in_flight=10, batch_size=10)
+    asyncio.run(drive(SlowSync(world), opts, clock_sync_every_s=0.0))
+    assert world.final == 5
+    assert world.calls[0] == "synced", world.calls[:3]
+
+
 class LaneCountingOps(FakeOps):
     """Counts the looks at the ledger each lane makes itself."""
 
