@@ -336,14 +336,17 @@ async def bulk_verify(
             else await failed.contain("register", lambda: register_task(pipeline, unwalked(ingest)))
         )
         if registered is not None:
-            people = await start_people(
-                pipeline,
-                ingest.accepted,
-                smtp_block=smtp_block,
-                notify_block=notify,
-                public_url=public_url,
-                ask_after=timedelta(seconds=ask_person_after_s),
-                logger=logger,
+            people = await failed.contain(
+                "people",
+                lambda: start_people(
+                    pipeline,
+                    ingest.accepted,
+                    smtp_block=smtp_block,
+                    notify_block=notify,
+                    public_url=public_url,
+                    ask_after=timedelta(seconds=ask_person_after_s),
+                    logger=logger,
+                ),
             )
             await failed.contain("list the account", lambda: sync_listed_task(pipeline))
             await failed.contain("recover", lambda: recover_task(pipeline))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -12,10 +13,13 @@ from callerid.pipeline.report import (
     summary_markdown,
     write_run_reports,
 )
+from callerid.pipeline.runner import describe_failure
 from callerid.pipeline.session import Pipeline
 
 if TYPE_CHECKING:
     from callerid.ingest import IngestResult
+
+log = logging.getLogger(__name__)
 
 
 class RunIncompleteError(Exception):
@@ -74,6 +78,12 @@ def forget_spent_codes(pipeline: Pipeline) -> int:
     return changed
 
 
+def _failed(what: str, exc: Exception) -> str:
+    reason = f"{what} ({describe_failure(exc)})"
+    log.error("%s", reason)
+    return reason
+
+
 def write_reports(
     pipeline: Pipeline,
     ingest: IngestResult,
@@ -84,9 +94,24 @@ def write_reports(
     """Write the reports from what the ledger knows. `incomplete`: the steps that failed, with
     why; the summary says so, and the run's row stays open (the next run carries on)."""
     incomplete = list(incomplete or [])
-    forget_spent_codes(pipeline)
-    outcomes = ledger_ops.outcomes(pipeline, pipeline.e164s)
-    counts = write_run_reports(pipeline.paths, ingest, outcomes)
+    # The ledger may be what failed the run: each read or write here that fails is said in the
+    # summary, and the files are written from what is known all the same.
+    try:
+        forget_spent_codes(pipeline)
+    except Exception as exc:
+        incomplete.append(_failed("reports: spent codes not masked", exc))
+    missing = "not in ledger"
+    try:
+        outcomes = ledger_ops.outcomes(pipeline, pipeline.e164s)
+    except Exception as exc:
+        incomplete.append(_failed("reports: the ledger could not be read", exc))
+        outcomes, missing = {}, "the ledger could not be read at the end of the run"
+    counts = write_run_reports(pipeline.paths, ingest, outcomes, missing)
+    if not incomplete:
+        try:
+            ledger_ops.finish_run(pipeline, counts)
+        except Exception as exc:
+            incomplete.append(_failed("reports: the run's row not closed", exc))
     markdown = summary_markdown(
         run_id=pipeline.run_id,
         csv_path=str(pipeline.csv_path),
@@ -97,8 +122,6 @@ def write_reports(
         incomplete=incomplete,
     )
     pipeline.paths.summary_md.write_text(markdown, encoding="utf-8")
-    if not incomplete:
-        ledger_ops.finish_run(pipeline, counts)
     return RunResult(
         run_id=pipeline.run_id,
         counts=counts,

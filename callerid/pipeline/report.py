@@ -75,7 +75,7 @@ def reject_reason(rej: RejectedRow) -> str:
 
 
 def iter_result_rows(
-    ingest: IngestResult, outcomes: Mapping[str, NumberOutcome]
+    ingest: IngestResult, outcomes: Mapping[str, NumberOutcome], missing: str = "not in ledger"
 ) -> Iterator[dict[str, Any]]:
     """One row per input row, in file order: accepted rows with their outcome, rejects as such.
     Made one at a time (100,000 rows held at once cost ~70 MB at the end of a large run)."""
@@ -93,7 +93,7 @@ def iter_result_rows(
         }
         for acc in sorted(ingest.accepted, key=_line)
         for out in [
-            outcomes.get(acc.e164) or NumberOutcome(acc.e164, "unknown", last_error="not in ledger")
+            outcomes.get(acc.e164) or NumberOutcome(acc.e164, "unknown", last_error=missing)
         ]
     )
     rejected = (
@@ -137,9 +137,13 @@ def _write_csv(path: Path, columns: Iterable[str], rows: Iterable[Mapping[str, A
 
 
 def write_run_reports(
-    paths: RunPaths, ingest: IngestResult, outcomes: Mapping[str, NumberOutcome]
+    paths: RunPaths,
+    ingest: IngestResult,
+    outcomes: Mapping[str, NumberOutcome],
+    missing: str = "not in ledger",
 ) -> dict[str, int]:
-    """Write results.csv and rejects.csv, a row at a time; return the rows' counts by status."""
+    """Write results.csv and rejects.csv, a row at a time; return the rows' counts by status.
+    An accepted number without an outcome is `unknown`, with `missing` as its reason."""
     counts: Counter[str] = Counter()
 
     def counted(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -147,7 +151,9 @@ def write_run_reports(
             counts[str(row["status"])] += 1
             yield row
 
-    _write_csv(paths.results_csv, RESULT_COLUMNS, counted(iter_result_rows(ingest, outcomes)))
+    _write_csv(
+        paths.results_csv, RESULT_COLUMNS, counted(iter_result_rows(ingest, outcomes, missing))
+    )
     _write_csv(
         paths.rejects_csv,
         REJECT_COLUMNS,

@@ -56,7 +56,12 @@ KEEPALIVE_EXPIRY_S = 4.0
 
 _URL_CACHE = 256
 
+
 # The request never reached the server: repeating it cannot duplicate anything.
+class _PastSendBy(Exception):
+    """An attempt's `send_by` passed after its limiter grant, before any byte was written."""
+
+
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 
@@ -207,6 +212,8 @@ class Transport:
         async def on_wire(event: str, info: Mapping[str, Any]) -> None:
             # httpcore's trace hook: the request starts leaving now (any connection set up)
             if event.endswith("send_request_headers.started"):
+                if send_by is not None and time.monotonic() > send_by:
+                    raise _PastSendBy  # a new connection took that long: nothing written yet
                 stamp.append(limiter.sent(stamp.pop() if stamp else granted_at))
             elif event.endswith("receive_response_headers.complete") and stamp:
                 limiter.answered(stamp.pop())  # counted later by any delay on its way
@@ -214,6 +221,8 @@ class Transport:
         start = time.monotonic()
         try:
             async with self._gate:
+                if send_by is not None and time.monotonic() > send_by:
+                    raise _PastSendBy  # granted in time, then queued for a connection too long
                 lane = min(self._lanes, key=_busy)
                 lane.busy += 1
                 try:
@@ -226,6 +235,9 @@ class Transport:
                     )
                 finally:
                     lane.busy -= 1
+        except _PastSendBy:
+            self._log(method, path, "NotSent", trace.attempts, start)
+            raise self._not_sent(method, path, phone_number) from None
         except _NOT_SENT as exc:
             self._log(method, path, type(exc).__name__, trace.attempts, start)
             raise PlivoConnectionError(
@@ -287,12 +299,16 @@ class Transport:
             async with asyncio.timeout(left):
                 return await self._limiter.acquire(priority)
         except TimeoutError:
-            raise NotSentError(
-                f"{method} {path}: not sent, its send deadline passed",
-                method=method,
-                path=path,
-                phone_number=phone_number,
-            ) from None
+            raise self._not_sent(method, path, phone_number) from None
+
+    @staticmethod
+    def _not_sent(method: str, path: str, phone_number: str | None) -> NotSentError:
+        return NotSentError(
+            f"{method} {path}: not sent, its send deadline passed",
+            method=method,
+            path=path,
+            phone_number=phone_number,
+        )
 
     @staticmethod
     def _unknown(

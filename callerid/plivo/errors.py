@@ -136,7 +136,7 @@ class OutcomeUnknownError(PlivoError):
 
 class NotSentError(PlivoError):
     """The request was never put on the wire: its `send_by` deadline passed while it waited for
-    the rate limiter (or for a retry). Nothing reached Plivo; not retried."""
+    the rate limiter, a free connection or a retry. Nothing reached Plivo; not retried."""
 
 
 class UnexpectedResponseError(PlivoError):

@@ -174,3 +174,27 @@ def test_a_brief_burst_at_the_access_check_is_waited_out(
     rows = read_csv(Path(str(outcome["results_csv"])))
     assert {r["phone_number"]: r["status"] for r in rows} == dict.fromkeys(NUMBERS, "verified")
     assert world.sandbox.faults.pending() == []  # the burst was met, and outlasted
+
+
+def test_a_failure_to_start_the_people_lane_is_contained(
+    prefect_api: str, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Starting the people lane writes to the ledger (the run's owners): when that fails, the
+    run verifies without it, writes its reports and artifact, and says it is incomplete."""
+    from prefect.artifacts import Artifact
+
+    import flows.bulk_verify
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(flows.bulk_verify, "start_people", broken)
+    csv_path = write_csv(tmp_path / "numbers.csv", ({"phone_number": n} for n in NUMBERS))
+    with pytest.raises(RunIncompleteError) as raised:
+        _flow(csv_path, "people-broken")
+    assert raised.value.reasons == ["people: RuntimeError: database is locked"]
+    rows = read_csv(Path(str(raised.value.result["results_csv"])))
+    assert {r["phone_number"]: r["status"] for r in rows} == dict.fromkeys(NUMBERS, "verified")
+    artifact = Artifact.get("bulk-verify-summary")
+    assert artifact is not None and "people-broken" in str(artifact.data)
+    assert "people: RuntimeError" in str(artifact.data)
