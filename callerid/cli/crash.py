@@ -5,11 +5,14 @@ traceback on the terminal instead (and Prefect's own error logs with it, for `ca
 from __future__ import annotations
 
 import os
+import re
 import sys
 import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from callerid.masking import mask_codes_in_text
 
 if TYPE_CHECKING:
     import typer
@@ -28,8 +31,8 @@ def debugging() -> bool:
 
 
 def one_line(exc: BaseException) -> str:
-    """`ExcType: message` on one line, cut to a terminal's width or so."""
-    text = " ".join(str(exc).split()) or "(no message)"
+    """`ExcType: message` on one line, cut to a terminal's width or so, any code masked."""
+    text = mask_codes_in_text(" ".join(str(exc).split())) or "(no message)"
     if len(text) > 300:
         text = text[:297] + "..."
     return f"{type(exc).__name__}: {text}"
@@ -53,9 +56,42 @@ def write_traceback(exc: BaseException, path: Path | None = None) -> Path:
         path = log_folder() / f"callerid-{stamp}-{os.getpid()}.log"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as fh:
-        fh.write(f"{datetime.now(UTC).isoformat(timespec='seconds')} callerid {sys.argv[1:]}\n")
-        fh.write("".join(traceback.format_exception(exc)))
+        fh.write(f"{datetime.now(UTC).isoformat(timespec='seconds')} callerid {safe_argv()}\n")
+        fh.write("".join(_masked(traceback.format_exception(exc))))
     return path
+
+
+_SECRET_OPTION = re.compile(r"^--?[\w-]*(token|password|secret)[\w-]*$", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+
+
+def safe_argv(argv: list[str] | None = None) -> list[str]:
+    """The command line for a log: codes (`otp submit NUMBER CODE`) masked, the values of
+    token/password/secret options and any password in a URL replaced by `****`."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    out: list[str] = []
+    hide_next = False
+    for arg in args:
+        name, eq, _ = arg.partition("=")
+        if hide_next:
+            out.append("****")
+        elif eq and _SECRET_OPTION.match(name):
+            out.append(f"{name}=****")
+        else:
+            out.append(_URL_PASSWORD.sub(r"\1****@", mask_codes_in_text(arg)))
+        hide_next = not eq and bool(_SECRET_OPTION.match(arg))
+    return out
+
+
+def _masked(lines: list[str]) -> list[str]:
+    """A traceback's messages with codes masked (an exception may quote a statement's values);
+    its `File ..., line N` frames as they are."""
+    return [
+        line
+        if line.startswith('  File "')
+        else _URL_PASSWORD.sub(r"\1****@", mask_codes_in_text(line))
+        for line in lines
+    ]
 
 
 def run_app(app: typer.Typer) -> None:

@@ -170,11 +170,12 @@ def list_messages(
     settings = load_settings(database_url=database_url)
     with _scope(settings)() as session:
         messages = store.list_messages(session, status, account, limit)
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table("id", "status", "source", "from", "to", "received", "number", "code", "text")
     for m in messages:
-        table.add_row(
+        cells = (
             str(m.id),
             m.status,
             m.source,
@@ -185,6 +186,7 @@ def list_messages(
             mask_otp(m.code),
             mask_codes_in_text(m.text)[:60] + (f"  ({m.note})" if m.note else ""),
         )
+        table.add_row(*(escape(c) for c in cells))  # a sender's text is not markup
     console = _console()
     console.print(table)
     console.print(f"{len(messages)} message(s)")

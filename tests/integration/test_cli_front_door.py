@@ -243,3 +243,39 @@ def test_an_unplanned_error_is_one_line_and_a_log_file_unless_debug(
         "--debug", "inbox", "list", "--database-url", "nosuchdialect://x", env=env, cwd=work
     )
     assert debug.code == 1 and "Traceback (most recent call last)" in debug.err
+
+
+def test_a_crash_while_storing_a_code_never_writes_the_code(
+    user: tuple[dict[str, str], Path], tmp_path: Path
+) -> None:
+    """A database error quotes its statement's values unless told not to, and the crash log
+    wrote the command line: `otp submit NUMBER CODE` put the code on the terminal and on disk."""
+    import sqlalchemy as sa
+
+    env, work = user
+    url = f"sqlite:///{tmp_path / 'broken.sqlite3'}"
+    with open_ledger(url) as ledger, ledger.engine.begin() as db:
+        db.execute(sa.text("ALTER TABLE inbox_messages RENAME TO inbox_gone"))
+    done = callerid(
+        "otp", "submit", "+14155550123", "482193", "--database-url", url, env=env, cwd=work
+    )
+    assert done.code == 1, done.out + done.err
+    assert "482193" not in done.out + done.err
+    log = Path(done.lines[-1].split("details in ", 1)[1].strip())
+    text = log.read_text(encoding="utf-8")
+    assert "Traceback (most recent call last)" in text and "inbox_messages" in text
+    assert "482193" not in text and "+14155550123" in text
+
+
+def test_the_crash_log_masks_codes_tokens_and_passwords_on_the_command_line() -> None:
+    from callerid.cli.crash import safe_argv
+
+    argv = [
+        "otp", "submit", "+14155550123", "482193",
+        "--database-url", "postgresql://ops:hunter2@db/ledger",
+        "--auth-token", "s3cr3t-token", "--link-secret=abcdefabcdefabcdef",
+    ]  # fmt: skip
+    said = " ".join(safe_argv(argv))
+    assert "+14155550123" in said and "postgresql://ops:****@db/ledger" in said
+    for secret in ("482193", "hunter2", "s3cr3t-token", "abcdefabcdefabcdef"):
+        assert secret not in said

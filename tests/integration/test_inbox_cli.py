@@ -45,6 +45,14 @@ def add_message(url: str, text: str, external_id: str = "m1") -> int:
     return message_id
 
 
+def test_list_shows_a_text_that_looks_like_markup_as_it_is(ledger_url: str) -> None:
+    """A sender writes the text: `[/]` made Rich refuse the whole table (exit 1, nothing listed)."""
+    add_message(ledger_url, "[/] [bold]code 4821[/bold]")
+    listed = runner.invoke(app, ["inbox", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert "[/] [bold]code ****[/bold]" in listed.output
+
+
 def test_list_and_assign(ledger_url: str) -> None:
     message_id = add_message(ledger_url, "codes 4821 and 9173")
     listed = runner.invoke(app, ["inbox", "list", "--status", "ambiguous"])
