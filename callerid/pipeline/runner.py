@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import DBAPIError, StatementError
 
 from callerid.masking import mask_codes_in_text
 from callerid.pipeline.options import PipelineOptions
@@ -28,6 +28,11 @@ from callerid.plivo import PlivoError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# Faults a lane's round may meet and pass (the ledger's database busy or its connection dropped,
+# a progress file not written): the round is tried again, up to this many times in a row.
+PASSING_FAULTS: tuple[type[Exception], ...] = (DBAPIError, OSError)
+ROUND_FAILURES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,51 +185,84 @@ async def drive(ops: LoopOps, options: PipelineOptions, *, clock_sync_every_s: f
     last: list[Work] = []
     pace = Pace(options)
 
+    async def survive(lane: str, one_round: Callable[[], Awaitable[bool]]) -> None:
+        """Run a lane's rounds until one says it is done or the run stops. A round that meets a
+        passing fault (a database error: locked, a dropped connection; a file write) is tried
+        again after a short pause, so one fault does not abandon the run's live verifications;
+        `ROUND_FAILURES` in a row, or any other error, ends the loop (the reports follow)."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                if await one_round():
+                    return
+                failures = 0
+            except PASSING_FAULTS as exc:
+                failures += 1
+                if failures >= ROUND_FAILURES:
+                    raise
+                log.warning(
+                    "%s: a round failed (%d in a row), trying again: %s",
+                    lane,
+                    failures,
+                    describe_failure(exc),
+                )
+                await _pause(stop, min(5.0, options.poll_interval_s * 2**failures))
+
+    async def completion_round(wake: asyncio.Event) -> bool:
+        wake.clear()  # a change seen from here on ends this round's pause at once
+        work = await pace.look(ops)
+        done = await ops.complete() if work.new_messages else StepResult()
+        if done:
+            pace.moved()
+        if done.attempted < options.batch_size:
+            # Not a full batch: let codes gather for a moment (one task run per batch, not
+            # per code); a 15-minute window does not miss a fraction of a second.
+            await pace.pause(stop, wake)
+        return False
+
+    async def initiation_round(wake: asyncio.Event) -> bool:
+        wake.clear()
+        work = await pace.look(ops)
+        room = options.max_in_flight - work.live
+        started = work.queued and room > 0 and await ops.initiate(min(room, options.batch_size))
+        if started:
+            pace.moved()
+        else:
+            await pace.pause(stop, wake)
+        return False
+
+    last_sync = [time.monotonic()]
+
+    async def supervisor_round(wake: asyncio.Event) -> bool:
+        wake.clear()
+        if time.monotonic() - last_sync[0] >= clock_sync_every_s:
+            await ops.sync_clock()
+            last_sync[0] = time.monotonic()
+        work = pace.saw(await ops.work())
+        if work.due and await ops.expire():
+            pace.moved()
+            work = pace.saw(await ops.work())
+        await ops.progress(work)
+        if work.finished:
+            last.append(work)
+            stop.set()
+            return True
+        if not work.queued and not work.new_messages:
+            await ops.idle(work)
+        await pace.pause(stop, wake)
+        return False
+
     async def completion_lane() -> None:
         wake = pace.wake_event()
-        while not stop.is_set():
-            wake.clear()  # a change seen from here on ends this round's pause at once
-            work = await pace.look(ops)
-            done = await ops.complete() if work.new_messages else StepResult()
-            if done:
-                pace.moved()
-            if done.attempted < options.batch_size:
-                # Not a full batch: let codes gather for a moment (one task run per batch, not
-                # per code); a 15-minute window does not miss a fraction of a second.
-                await pace.pause(stop, wake)
+        await survive("completion lane", lambda: completion_round(wake))
 
     async def initiation_lane() -> None:
         wake = pace.wake_event()
-        while not stop.is_set():
-            wake.clear()
-            work = await pace.look(ops)
-            room = options.max_in_flight - work.live
-            started = work.queued and room > 0 and await ops.initiate(min(room, options.batch_size))
-            if started:
-                pace.moved()
-            else:
-                await pace.pause(stop, wake)
+        await survive("initiation lane", lambda: initiation_round(wake))
 
     async def supervisor() -> None:
-        last_sync = time.monotonic()
         wake = pace.wake_event()
-        while True:
-            wake.clear()
-            if time.monotonic() - last_sync >= clock_sync_every_s:
-                await ops.sync_clock()
-                last_sync = time.monotonic()
-            work = pace.saw(await ops.work())
-            if work.due and await ops.expire():
-                pace.moved()
-                work = pace.saw(await ops.work())
-            await ops.progress(work)
-            if work.finished:
-                last.append(work)
-                stop.set()
-                return
-            if not work.queued and not work.new_messages:
-                await ops.idle(work)
-            await pace.pause(stop, wake)
+        await survive("supervisor", lambda: supervisor_round(wake))
 
     # Follow the clock before any lane claims: a claim stamps each window from this clock, and
     # one stamped from a stale reading (a test's sandbox clock moved while the run listed the

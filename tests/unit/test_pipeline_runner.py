@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from callerid.pipeline.options import PipelineOptions
 from callerid.pipeline.runner import Work, drive
@@ -133,6 +134,33 @@ def test_the_clock_is_followed_before_the_first_claim() -> None:
     asyncio.run(drive(SlowSync(world), opts, clock_sync_every_s=0.0))
     assert world.final == 5
     assert world.calls[0] == "synced", world.calls[:3]
+
+
+class FlakyLedger(FakeOps):
+    """`complete` meets a database error `fail` times in a row, then works."""
+
+    def __init__(self, world: FakeWorld, fail: int) -> None:
+        super().__init__(world)
+        self.fail = fail
+
+    async def complete(self) -> StepResult:
+        if self.fail:
+            self.fail -= 1
+            raise OperationalError("UPDATE inbox_messages", {}, Exception("database is locked"))
+        return await super().complete()
+
+
+def test_a_passing_database_fault_in_a_lane_does_not_abandon_the_run() -> None:
+    world = FakeWorld(20)
+    opts = PipelineOptions(poll_interval_s=0.001, max_in_flight=10, batch_size=10)
+    last = asyncio.run(drive(FlakyLedger(world, fail=3), opts, clock_sync_every_s=0.0))
+    assert last.finished and world.final == 20
+
+
+def test_a_fault_that_keeps_coming_ends_the_loop() -> None:
+    opts = PipelineOptions(poll_interval_s=0.001, max_in_flight=10, batch_size=10)
+    with pytest.raises(OperationalError, match="database is locked"):
+        asyncio.run(drive(FlakyLedger(FakeWorld(20), fail=100), opts, clock_sync_every_s=0.0))
 
 
 class LaneCountingOps(FakeOps):
