@@ -4,7 +4,10 @@ The sender's number is read from the From address (`14155550123@sms.example.com`
 subject (`SMS from +1 415 555 0123`); the text is the first text/plain part (else the subject).
 Messages are fetched with BODY.PEEK (not marking them read), stored once per Message-ID (or
 UIDVALIDITY:UID when there is none), and flagged \\Seen only after the store committed, so a crash
-between the two reads them again and stores nothing twice.
+between the two reads them again and stores nothing twice. A part that cannot be read is left out
+(an unreadable Date, or one past year 9999 in UTC, is the time the mail was read); a mail that
+cannot be read at all is logged by UID, flagged \\Seen and left in the mailbox, and never keeps
+the others from being stored.
 
 Credentials come from `ImapSettings` (environment, `CALLERID_IMAP_*`) or from whatever the caller
 builds an `ImapConfig` from (the Prefect task reads a Secret block); the password never appears in
@@ -31,7 +34,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from callerid.inbox import store
 from callerid.inbox.db import SessionScope
-from callerid.inbox.models import MAX_TEXT_CHARS, InboundMessage, MessageSource
+from callerid.inbox.models import MAX_TEXT_CHARS, InboundMessage, MessageSource, as_utc
 from callerid.inbox.text import normalise_number
 
 log = logging.getLogger(__name__)
@@ -110,28 +113,40 @@ def sender_number(from_header: str, subject: str) -> str | None:
     return None
 
 
+def _header(message: EmailMessage, name: str) -> str:
+    """The header's value; as it came (unfolded) when the email package cannot parse it."""
+    try:
+        return str(message.get(name, "") or "")
+    except Exception:  # the parser slips: `From: <` (IndexError), `From: a@[` (AttributeError)
+        for key, value in message.raw_items():
+            if key.lower() == name.lower():
+                return " ".join(str(value).split())
+        return ""
+
+
 def _body_text(message: EmailMessage) -> str:
-    part = message.get_body(preferencelist=("plain",))
-    if part is not None:
-        try:
-            return str(part.get_content()).strip()
-        except (LookupError, UnicodeDecodeError):
-            return ""
-    return ""
+    try:
+        part = message.get_body(preferencelist=("plain",))
+        return str(part.get_content()).strip() if part is not None else ""
+    except Exception:  # an unknown charset, or one that cannot decode (`charset=idna`)
+        return ""  # then the subject stands for the text
 
 
 def to_message(raw: bytes, fallback_id: str, account: str | None) -> InboundMessage:
+    """The mail as an inbound message. What cannot be read is left out (a body: the subject
+    stands for it; a date: the time it was read), so the message is stored all the same."""
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(parsed, EmailMessage)
-    subject = str(parsed.get("Subject", "") or "")
-    sender = str(parsed.get("From", "") or "")
+    subject = _header(parsed, "Subject")
+    sender = _header(parsed, "From")
     number = sender_number(sender, subject)
     text = (_body_text(parsed) or subject)[:MAX_TEXT_CHARS]
+    date = _header(parsed, "Date")
     try:
-        received = parsedate_to_datetime(str(parsed["Date"])) if parsed["Date"] else None
-    except (TypeError, ValueError):
+        received = as_utc(parsedate_to_datetime(date)) if date else None
+    except (TypeError, ValueError, OverflowError):  # unreadable, or past the last UTC year
         received = None
-    message_id = str(parsed.get("Message-ID", "") or "").strip()
+    message_id = _header(parsed, "Message-ID").strip()
     return InboundMessage(
         source=MessageSource.IMAP,
         external_id=(message_id or fallback_id)[:255],
@@ -191,18 +206,38 @@ def poll_mailbox(config: ImapConfig, scope: SessionScope, account: str | None) -
         validity = client.response("UIDVALIDITY")[1]
         prefix = validity[0].decode() if validity and validity[0] else "0"
         fetched: list[tuple[str, InboundMessage]] = []
+        unreadable: list[str] = []
         for uid in _uids(client):
             raw = _fetch(client, uid)
-            if raw is not None:
-                fallback = f"uid:{prefix}:{uid}"
-                fetched.append((uid, to_message(raw, fallback, account)))
+            if raw is None:
+                continue  # the server did not give it this time: the next poll asks again
+            try:
+                fetched.append((uid, to_message(raw, f"uid:{prefix}:{uid}", account)))
+            except Exception as exc:  # one mail no parse can read must not stop the others
+                # the type only: an exception's words may quote the mail, and the mail a code
+                log.warning(
+                    "IMAP %s: message UID %s cannot be read (%s): not stored, flagged \\Seen,"
+                    " left in the mailbox",
+                    config.mailbox,
+                    uid,
+                    type(exc).__name__,
+                )
+                unreadable.append(uid)
         stored = 0
         with scope() as session:
             for _, message in fetched:
                 stored += store.insert_message(session, message)[1]
-        for uid, _ in fetched:  # only after the commit: a crash before this re-reads, harmlessly
+        # only after the commit: a crash before this re-reads, harmlessly; an unreadable mail
+        # is flagged too, or every poll would read it again and fail on it again
+        for uid in [uid for uid, _ in fetched] + unreadable:
             client.uid("STORE", uid, "+FLAGS", "(\\Seen)")
-        log.info("IMAP %s: %d fetched, %d new", config.mailbox, len(fetched), stored)
+        log.info(
+            "IMAP %s: %d fetched, %d new, %d unreadable",
+            config.mailbox,
+            len(fetched),
+            stored,
+            len(unreadable),
+        )
         return stored
     finally:
         with contextlib.suppress(OSError, imaplib.IMAP4.error):

@@ -1,13 +1,15 @@
 """Values that cross the inbox's boundaries: an inbound message, a matched code, and the errors.
 
 Every source (webhook, file drop, IMAP, a person at the UI or CLI) turns what it received into an
-`InboundMessage`; the store writes it once per (source, external_id); the matcher turns `new`
+`InboundMessage` (which replaces, with U+FFFD, the characters no database stores: NUL, lone
+surrogates); the store writes it once per (source, external_id); the matcher turns `new`
 messages into `MatchedCode`s for the completer. Texts and codes carry OTPs: they are kept out of
 every repr.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -15,6 +17,10 @@ from enum import StrEnum
 MAX_TEXT_CHARS = 1600  # ten concatenated SMS parts; longer is not an SMS
 MAX_EXTERNAL_ID_CHARS = 255  # the column's width
 MAX_NUMBER_CHARS = 64
+# NUL (PostgreSQL refuses it in text: psycopg's DataError) and lone surrogates (no UTF-8 encodes
+# them: every driver's UnicodeEncodeError). Each becomes U+FFFD, one character for one, so no
+# length limit moves and no digits are joined into a code that was not there.
+_UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
 
 
 class MessageSource(StrEnum):
@@ -53,6 +59,11 @@ class AssignmentError(InboxError):
     """A person's assignment cannot be applied (no code to be found, message already used...)."""
 
 
+def storable(value: str) -> str:
+    """`value` with every character no database can store replaced by U+FFFD."""
+    return _UNSTORABLE_RE.sub("\ufffd", value)
+
+
 def as_utc(moment: datetime) -> datetime:
     """SQLite hands timestamps back naive; everything here is UTC, so say so."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
@@ -71,6 +82,11 @@ class InboundMessage:
     account: str | None = None
 
     def __post_init__(self) -> None:
+        # every source's message is stored as it comes: nothing in it may make the insert fail
+        for name in ("external_id", "from_number", "to_number", "text"):
+            value = getattr(self, name)
+            if value is not None and _UNSTORABLE_RE.search(value):
+                object.__setattr__(self, name, storable(value))
         if not self.external_id or len(self.external_id) > MAX_EXTERNAL_ID_CHARS:
             raise ValueError(f"external_id must be 1-{MAX_EXTERNAL_ID_CHARS} characters")
         if len(self.text) > MAX_TEXT_CHARS:

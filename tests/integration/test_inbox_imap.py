@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from callerid.inbox import imap as imap_module
 from callerid.inbox.imap import ImapConfig, ImapError, ImapSettings, TlsMode, poll_mailbox
+from callerid.inbox.models import InboundMessage, as_utc
 from tests.imap_server import PASSWORD, USER, ImapServer, dovecot
 from tests.inbox_support import ACCOUNT, all_messages, make_engine, scope_for
 
@@ -119,3 +123,69 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CALLERID_IMAP_PASSWORD")
     with pytest.raises(ImapError, match="CALLERID_IMAP_PASSWORD"):
         ImapSettings().to_config()
+
+
+def raw_email(headers: str, body: bytes = b"Your code is 4821") -> bytes:
+    return headers.replace("\n", "\r\n").encode() + b"\r\n" + body + b"\r\n"
+
+
+def test_a_mail_with_parts_no_parser_reads_is_stored_all_the_same(
+    imap: ImapServer, mailbox: str, engine: sa.Engine
+) -> None:
+    """Year 9999 west of UTC (OverflowError), headers and a charset the email package trips on:
+    each once stopped every poll, nothing stored or flagged."""
+    imap.deliver(sms_email("14155550123@sms.example.com", "Your code is 1111"), mailbox)
+    imap.deliver(
+        raw_email(
+            "From: 14155550124@sms.example.com\nDate: Fri, 31 Dec 9999 23:59:59 -0100\n"
+            f"Message-ID: <{uuid.uuid4()}@x>\n"
+        ),
+        mailbox,
+    )
+    imap.deliver(
+        raw_email(f"From: <\nSubject: SMS from +1 415 555 0125\nMessage-ID: <{uuid.uuid4()}@x>\n"),
+        mailbox,
+    )
+    imap.deliver(
+        raw_email(
+            "From: 14155550126@sms.example.com\nSubject: code 2222\n"
+            f"Message-ID: <{uuid.uuid4()}@x>\nContent-Type: text/plain; charset=idna\n",
+            b"a" * 100,
+        ),
+        mailbox,
+    )
+    before = datetime.now(UTC)
+    assert poll_mailbox(config(imap, mailbox), scope_for(engine), ACCOUNT) == 4
+    rows = {r.from_number: r for r in all_messages(engine)}
+    assert set(rows) == {"+14155550123", "+14155550124", "+14155550125", "+14155550126"}
+    assert rows["+14155550124"].text == "Your code is 4821"
+    assert as_utc(rows["+14155550124"].received_at) >= before - timedelta(seconds=1)  # read time
+    assert rows["+14155550125"].text == "Your code is 4821"
+    assert rows["+14155550126"].text == "code 2222"  # the body unreadable: the subject stands in
+    assert imap.unseen(mailbox) == 0
+
+
+def test_a_mail_that_cannot_be_read_at_all_is_flagged_and_never_blocks_the_others(
+    imap: ImapServer,
+    mailbox: str,
+    engine: sa.Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Whatever else a mail may hold that no code foresaw (here: to_message fails on it)."""
+    real = imap_module.to_message
+
+    def failing(raw: bytes, fallback_id: str, account: str | None) -> InboundMessage:
+        if b"poison" in raw:
+            raise ValueError(f"cannot read {raw.decode(errors='replace')}")
+        return real(raw, fallback_id, account)
+
+    monkeypatch.setattr(imap_module, "to_message", failing)
+    imap.deliver(sms_email("14155550123@sms.example.com", "poison 918273"), mailbox)
+    imap.deliver(sms_email("14155550124@sms.example.com", "Your code is 4821"), mailbox)
+    with caplog.at_level(logging.WARNING, logger="callerid.inbox.imap"):
+        assert poll_mailbox(config(imap, mailbox), scope_for(engine), ACCOUNT) == 1
+    assert [r.from_number for r in all_messages(engine)] == ["+14155550124"]
+    assert imap.unseen(mailbox) == 0  # the next poll does not fail on it again
+    assert "cannot be read (ValueError)" in caplog.text and "918273" not in caplog.text
+    assert poll_mailbox(config(imap, mailbox), scope_for(engine), ACCOUNT) == 0

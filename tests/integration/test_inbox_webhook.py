@@ -222,3 +222,18 @@ def test_database_outage_is_503_not_a_crash(tmp_path: Path) -> None:
         response = post(hook.url, params, headers_for(hook.url, params))
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
+
+
+def test_a_nul_in_the_text_is_stored_not_retried_forever(db_url: str) -> None:
+    """PostgreSQL refuses NUL in text (psycopg DataError): the answer was 503, so Plivo would
+    retry the message for ever and it would never be stored. NUL is stored as U+FFFD."""
+    engine = make_engine(db_url)
+    with WebhookServer(engine, ACCOUNT, TOKENS, MAIN_TOKEN) as hook:
+        params = sms("Your verification code\x00 is 4821")
+        response = post(hook.url, params, headers_for(hook.url, params))
+    assert response.status_code == 200
+    (row,) = all_messages(engine)
+    assert (row.external_id, row.text) == (
+        params["MessageUUID"],
+        "Your verification code\ufffd is 4821",
+    )
