@@ -20,8 +20,11 @@ the numbers wait in `expired` for the next `expire_due`, which settles them the 
 
 Rows changed after `now - min_age` are presumed to belong to a live process (another worker on
 the same PostgreSQL ledger, mid-call) and are left for a later pass. With the default `min_age`
-of 0 that already covers the caller's grace (rows changed after the decision time); several
-workers sharing a ledger should pass more than their longest API call with retries.
+of 0 that already covers the caller's grace (rows changed after the decision time, 30 s for the
+loop), which outlasts any call of a live worker: an initiate or a completion goes on the wire
+within its send window of its claim or not at all (`pipeline.steps`: 60 s for a batch of
+initiates, stamped into the window; 15 s for completions), and is answered or timed out 10 s
+later.
 
 The window end: for `initiating`, the latest of `expires_at`, `initiated_at + OTP_WINDOW` and
 `updated_at + OTP_WINDOW` (the claim and any restamp after an unknown outcome happened no earlier

@@ -48,6 +48,12 @@ REINITIATE_GRACE = timedelta(seconds=30)
 # mid-batch no rerun re-initiates a number whose OTP went out late in the batch. Batches are sized
 # to fit in half of it at the account's rate (completions come first in the limiter).
 SEND_WINDOW = timedelta(seconds=60)
+# A batch's completions go out within this long of their claim, or not at all (the number goes
+# back to `initiated`, its code kept for the next round). With the client's 10 s read timeout the
+# last answer is in before REINITIATE_GRACE: only then may another worker on the same ledger
+# take a row still `completing` for a killed run's and resume it, so the same code is never
+# submitted by two workers at once (a wrong one would count twice toward Plivo's 3).
+COMPLETE_SEND_WINDOW = timedelta(seconds=15)
 _TRANSIENT = (RateLimitedError, ServerError, PlivoConnectionError, PlivoTimeoutError)
 
 
@@ -142,10 +148,16 @@ async def initiate_batch(pipeline: Pipeline, limit: int) -> StepResult:
     return StepResult(len(targets), dict(Counter(o.status.value for o in outcomes)))
 
 
-async def _complete_one(pipeline: Pipeline, code: ledger_ops.MatchedCode) -> Outcome:
+async def _complete_one(
+    pipeline: Pipeline, code: ledger_ops.MatchedCode, send_by: float | None = None
+) -> Outcome:
     e164 = code.e164
     try:
-        await pipeline.client.complete(code.verification_uuid, code.code, phone_number=e164)
+        await pipeline.client.complete(
+            code.verification_uuid, code.code, phone_number=e164, send_by=send_by
+        )
+    except NotSentError as exc:  # an earlier attempt may have gone: resubmitting is safe
+        return Outcome(e164, NumberStatus.INITIATED, exc.message, message_used=False)
     except InvalidOtpError:
         return Outcome(e164, NumberStatus.INITIATED, "wrong code", wrong_otp=True)
     except AlreadyVerifiedError:
@@ -170,13 +182,14 @@ async def _complete_one(pipeline: Pipeline, code: ledger_ops.MatchedCode) -> Out
 
 async def complete_matched(pipeline: Pipeline) -> StepResult:
     """Submit every OTP the inbox matched to a live verification (completions go first)."""
+    send_by = time.monotonic() + COMPLETE_SEND_WINDOW.total_seconds()  # before the claim's wait
     codes = await asyncio.to_thread(ledger_ops.claim_matched, pipeline, pipeline.clock.now())
     if not codes:
         return StepResult()
     mine = {c.e164 for c in codes}
     pipeline.completing |= mine
     try:
-        results = await asyncio.gather(*(_complete_one(pipeline, c) for c in codes))
+        results = await asyncio.gather(*(_complete_one(pipeline, c, send_by) for c in codes))
         await asyncio.to_thread(ledger_ops.record_completions, pipeline, codes, list(results))
     finally:
         pipeline.completing -= mine  # left `completing` by a failure: recovery resumes them

@@ -222,10 +222,16 @@ class PlivoClient:
             ) from None
 
     async def complete(
-        self, verification_uuid: str, otp: str, *, phone_number: str | None = None
+        self,
+        verification_uuid: str,
+        otp: str,
+        *,
+        phone_number: str | None = None,
+        send_by: float | None = None,
     ) -> CallerId:
         """Submit the OTP of a verification. Pass `phone_number` so a retried submission whose
-        first attempt went unanswered can be resolved by a GET (see module docstring)."""
+        first attempt went unanswered can be resolved by a GET (see module docstring). With
+        `send_by` (a `time.monotonic()` value) no attempt goes out after it (`NotSentError`)."""
         uuid = _path_id(verification_uuid, "verification_uuid")
         if not isinstance(otp, str) or not _OTP_RE.match(otp):
             raise ValueError("otp must be a string of 4 to 8 digits")  # never echo the code
@@ -238,6 +244,7 @@ class PlivoClient:
                 priority=Priority.HIGH,
                 trace=trace,
                 phone_number=phone_number,
+                send_by=send_by,
             )
         except (NotFoundError, RequestRejectedError) as exc:
             if not trace.unanswered_attempts:

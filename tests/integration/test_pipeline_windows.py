@@ -21,7 +21,7 @@ from callerid.ledger import Ledger, NumberStatus, open_ledger
 from callerid.ledger.recovery import Interrupted, window_end
 from callerid.pipeline import PipelineOptions, ledger_ops, steps
 from callerid.pipeline.options import RunPaths
-from callerid.pipeline.session import Pipeline
+from callerid.pipeline.session import Pipeline, StepResult
 from callerid.plivo import NotSentError, PlivoClient, RateLimiter, parse_timestamp
 from callerid.sandbox import (
     DEFAULT_AUTH_ID,
@@ -182,3 +182,39 @@ def test_a_number_failed_after_an_unknown_outcome_keeps_the_cause(
     assert outcome.last_error is not None
     assert "interrupted while initiating" in outcome.last_error
     assert "HTTP 503" in outcome.last_error  # the cause, not only "interrupted"
+
+
+def test_a_completion_that_cannot_go_out_in_its_window_keeps_its_code(
+    sandbox: SandboxServer, ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A completion goes out within COMPLETE_SEND_WINDOW of its claim or not at all: a row left
+    `completing` longer may be resumed by another worker's recovery, which would submit the same
+    code a second time. Not sent in time: the number is `initiated` again and its code waits."""
+    from callerid.inbox import InboundMessage, MessageSource, store
+    from callerid.ledger.models import InboxMessage
+    from callerid.sandbox.errors import NotFoundError as SandboxNotFound
+
+    numbers = valid_numbers(1, prefix="+1646555")
+    pipeline = make_pipeline(sandbox, ledger, tmp_path, numbers, rate=1)  # 1 request a second
+    monkeypatch.setattr(steps, "COMPLETE_SEND_WINDOW", timedelta(seconds=0.3))
+
+    async def go() -> StepResult:
+        async with pipeline.client:
+            await steps.initiate_batch(pipeline, 1)  # the limiter's grant for this second
+            code = sandbox.backend.messages(numbers[0])[0].otp
+            with ledger.unit_of_work() as uow:
+                message = InboundMessage(
+                    MessageSource.WEBHOOK, "m1", numbers[0], None, f"code {code}", _now()
+                )
+                store.insert_message(uow.session, message)
+                uow.commit()
+            return await steps.complete_matched(pipeline)
+
+    done = asyncio.run(go())
+    assert done.attempted == 1 and done.counts == {"initiated": 1}
+    with pytest.raises(SandboxNotFound):  # nothing was submitted: no caller ID
+        sandbox.backend.get(DEFAULT_AUTH_ID, numbers[0])
+    assert rows(ledger, numbers)[numbers[0]].status is NumberStatus.INITIATED
+    with ledger.unit_of_work() as uow:
+        (status,) = uow.session.query(InboxMessage.status).one()
+    assert status == "new"  # the code waits for the next round
