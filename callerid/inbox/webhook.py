@@ -177,10 +177,12 @@ def create_webhook_app(
                 raise RejectedRequest(403, "invalid Plivo signature")
             message = _message(fields, account, now())
         except RejectedRequest as exc:
-            log.info("webhook request refused (%s): %s", exc.status, exc.reason)
+            # a warning: a refused SMS is lost unless the sender retries, so it leaves a trace
+            # (rate-limited per kind by the server, as every warning of a server we run)
+            log.warning("webhook request refused (%s): %s", exc.status, exc.reason)
             return exc.response()
         except Exception as exc:  # any other surprise from the input is still the input's fault
-            log.info("webhook request refused: %s", type(exc).__name__)
+            log.warning("webhook request refused (400): %s", type(exc).__name__)
             return PlainTextResponse("malformed request", status_code=400)
         try:
             message_id, created = await writer.save(message)

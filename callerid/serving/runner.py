@@ -29,7 +29,12 @@ from callerid.serving.protocol import ConnectionGuard, GuardedConfig, GuardedH11
 # One limiter for the process: the loggers it guards are process-wide too.
 LOG_LIMITER = RepeatLimiter()
 _LOG_FILTER = RepeatedLogFilter(LOG_LIMITER)  # one instance: addFilter ignores a filter it has
-GUARDED_LOGGERS = ("uvicorn.error", "asyncio", "callerid.serving.protocol")
+GUARDED_LOGGERS = (
+    "uvicorn.error",
+    "asyncio",
+    "callerid.serving.protocol",
+    "callerid.inbox.webhook",  # a refused request is a warning: a flood of them is bounded
+)
 
 
 def limit_repeated_logs(names: Iterable[str] = ()) -> None:

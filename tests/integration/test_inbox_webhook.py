@@ -3,6 +3,7 @@ unsigned, oversized and malformed ones. Refused requests store nothing; nothing 
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -142,6 +143,28 @@ def test_forged_and_unsigned_requests_store_nothing(hook: WebhookServer, engine:
         assert post(hook.url, body, headers).status_code == 403, name
     assert post(hook.url, params, {}).status_code == 401
     assert all_messages(engine) == []
+
+
+def test_a_refused_request_leaves_a_warning_without_its_text(
+    hook: WebhookServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`inbox serve` shows warnings: a refused SMS (lost unless Plivo retries) leaves a trace."""
+    from callerid.serving import runner
+    from callerid.serving.logs import RepeatLimiter
+
+    # the process's limiter has seen this kind of warning from the tests before (5 a minute)
+    monkeypatch.setattr(runner._LOG_FILTER, "limiter", RepeatLimiter())
+    params = sms("Your verification code is 482193")
+    with caplog.at_level(logging.WARNING, logger="callerid.inbox.webhook"):
+        assert post(hook.url, params, {}).status_code == 401
+        forged = headers_for(hook.url, params, "nope", "nope")
+        assert post(hook.url, params, forged).status_code == 403
+    said = [r.getMessage() for r in caplog.records if r.name == "callerid.inbox.webhook"]
+    assert said == [
+        "webhook request refused (401): missing Plivo signature",
+        "webhook request refused (403): invalid Plivo signature",
+    ]
+    assert "482193" not in caplog.text
 
 
 def test_v2_only_when_allowed_and_no_v3(engine: sa.Engine) -> None:
