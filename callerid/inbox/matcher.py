@@ -22,7 +22,10 @@ gateway's clock may run a little behind ours), or when it carries the code of an
 verification of that number that the inbox still knows.
 
 A match does not change the message: the completer submits the code and then calls
-`store.mark_used` (or `store.mark_rejected`), so a crash in between loses nothing.
+`store.mark_used` (or `store.mark_rejected`), so a crash in between loses nothing; in the same
+transaction `settle_used_copies` settles the other copies of a code that verified its number.
+A message settled stale, or assigned by a person to a number that is not waiting, has its code
+retired at once (`store.retire`: masked, fingerprint kept).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from callerid.ledger.snapshot import begin_snapshot
 ASSIGNED_NOTE = "assigned by a person"
 WAITING_NOTE = "waiting for the number's verification"
 USED_NOTE = "the number was verified with this code"
+COPY_NOTE = "a copy of the code the number was verified with"
 # How much older than the number's initiation a message may be stamped and still count as a
 # reply to it: whole-second stamps (an e-mail Date header) lose up to 1 s, and an SMS gateway's
 # clock may be a few seconds behind ours.
@@ -306,7 +310,7 @@ def match_rows(
     }
     earlier = _earlier_codes(session, account, live, band)
     best: dict[str, MatchedCode] = {}
-    for row, reading in zip(rows, readings, strict=True):
+    for row, reading, assigned_row in zip(rows, readings, assigned, strict=True):
         outcome = classify(
             row, live, waiting, region, earlier_codes=earlier, reading=reading, verified=verified
         )
@@ -328,7 +332,63 @@ def match_rows(
                 code=outcome.code,
                 note=outcome.note,
             )
+            if outcome.status is InboxStatus.STALE or assigned_row:
+                # Dead codes, retired now (the fingerprint stays for `_earlier_codes`): a stale
+                # message is never decided again (only `new` ones are), and an assigned one
+                # settled here names a number that is not waiting (assigned again, it is `new`
+                # with the code the person gives).
+                store.retire(row)
     return sorted(best.values(), key=lambda m: m.message_id)
+
+
+def settle_used_copies(
+    session: Session,
+    account: str,
+    used: Mapping[str, str],
+    now: datetime,
+    *,
+    region: str = DEFAULT_REGION,
+) -> int:
+    """Settle the copies of codes that have just verified their numbers: `used` maps each such
+    number to its code. A pass hands one message per number, so a second copy of the same code
+    (the SMS by webhook and by IMAP, the code typed on the page and the SMS) stays `new`, its
+    code readable, after the number is final: every `new` message of `account` that carries
+    that code for that number (read from its text, or assigned by a person) is marked used and
+    retired here, in the caller's unit of work. Call it in a snapshot taken first in that unit
+    of work (`record_completions` does), after the numbers' transitions.
+
+    Left `new` for the matcher: a message with another code or several candidates (it may be
+    the valid one of a number that is not final), and one that also names another number of
+    the account that is not final and whose window has not ended. Returns how many settled."""
+    if not used:
+        return 0
+    copies: list[tuple[InboxMessage, str, str, set[str]]] = []
+    for row in store.new_rows(session, account):
+        if row.matched_e164 and row.code and row.note == ASSIGNED_NOTE:
+            if used.get(row.matched_e164) == row.code:  # the person said whose it is
+                copies.append((row, row.matched_e164, row.code, set()))
+            continue
+        text = row.text or ""
+        if not any(code in text for code in used.values()):
+            continue  # cheap: no message is read for numbers unless it could be a copy
+        reading = read_text(text, region)
+        code = reading.code
+        if code is None:
+            continue
+        named = _named(row, reading, region)
+        owner = next((e for e in sorted(named) if used.get(e) == code), None)
+        if owner is not None:
+            copies.append((row, owner, code, named - {owner}))
+    others = set().union(*(named for *_, named in copies))
+    states = _states(session, account, others) if others else {}
+    open_numbers = {e for e, s in states.items() if s.waiting(now)}
+    settled = 0
+    for row, owner, code, named in copies:
+        if named & open_numbers:
+            continue
+        store.mark_used(session, row.id, owner, code, note=COPY_NOTE)
+        settled += 1
+    return settled
 
 
 def match_new_messages(uow: Any, account: str, now: datetime) -> list[MatchedCode]:

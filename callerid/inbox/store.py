@@ -4,9 +4,11 @@ Functions take a SQLAlchemy `Session` and never commit: the caller's unit of wor
 Insert-once uses the database's own `ON CONFLICT DO NOTHING` (SQLite and PostgreSQL), so two
 receivers storing the same MessageUUID at the same moment still leave one row.
 
-Codes do not outlive their use (issue 13): once a message is used or refused, or the window of
-its number has ended, its text keeps the code masked (`****`) and its `code` is cleared
-(`retire`, `retire_ended`). What a person reads later still says what came from whom and when.
+Codes do not outlive their use (issue 13): once a message is used or refused, settled stale,
+or assigned to a number that is not waiting, or the window of its number has ended, its text
+keeps the code masked (`****`) and its `code` is cleared (`retire`, `retire_ended`; the matcher
+and `record_completions` call `retire` as they settle). What a person reads later still says
+what came from whom and when.
 A retired message that named a number keeps, in `code`, only a short fingerprint of (number,
 code), `#` and 7 hex digits: never the code, but enough for the matcher to recognise a late copy
 of an earlier verification's SMS (`is_fingerprint_of`). The code it stands for no longer works.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import cast
@@ -206,10 +209,26 @@ def is_fingerprint_of(stored: str | None, e164: str, code: str) -> bool:
     return stored is not None and stored in (code, fingerprint(e164, code))
 
 
+# Separators a code may be written with ("482 193", "482-193", "4.8.2.1.9.3").
+_CODE_SEPARATORS = r"[\s.\-]{0,3}"
+
+
+def _mask_code(text: str, code: str | None) -> str:
+    """`text` with every occurrence of the known `code` masked, its digits written together or
+    apart (a code a person assigned from "Your code: 482 193"); the standalone 4-8 digit groups
+    are masked after this by `mask_codes_in_text`."""
+    if not code or not code.isdigit():
+        return text
+    pattern = r"(?<!\d)" + _CODE_SEPARATORS.join(code) + r"(?!\d)"
+    return re.sub(pattern, "****", text)
+
+
 def retire(row: InboxMessage) -> None:
-    """Forget the code of `row`: masked in the text; `code` cleared, or kept as a fingerprint
-    when the message is settled and names its number. Call after setting the status."""
-    masked = mask_codes_in_text(row.text or "")
+    """Forget the code of `row`: masked in the text (the known code also when written with
+    separators); `code` cleared, or kept as a fingerprint when the message is settled and names
+    its number. Call after setting the status."""
+    known = row.code if row.code and not row.code.startswith(_FINGERPRINT) else None
+    masked = mask_codes_in_text(_mask_code(row.text or "", known))
     if masked != row.text:
         row.text = masked
     if row.code and not row.code.startswith(_FINGERPRINT):
@@ -254,13 +273,16 @@ def retire_ended(session: Session, now: datetime, account: str | None = None) ->
 
 
 def mark_used(
-    session: Session, message_id: int, e164: str | None = None, code: str | None = None
+    session: Session,
+    message_id: int,
+    e164: str | None = None,
+    code: str | None = None,
+    note: str = "code accepted",
 ) -> None:
-    """The completer submitted this message's code (for `e164`) and Plivo accepted it: the
-    code has served, and is forgotten."""
-    set_status(
-        session, message_id, InboxStatus.USED, matched_e164=e164, code=code, note="code accepted"
-    )
+    """The completer submitted this message's code (for `e164`) and Plivo accepted it (or the
+    message is a copy of a code that was): the code has served, and is forgotten. Pass `e164`
+    and `code` so that the message keeps the fingerprint."""
+    set_status(session, message_id, InboxStatus.USED, matched_e164=e164, code=code, note=note)
     retire(get_row(session, message_id))  # found in the session: no second query
 
 

@@ -19,11 +19,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm.exc import StaleDataError
 
 from callerid.inbox import store
-from callerid.inbox.matcher import match_new_messages
+from callerid.inbox.matcher import match_new_messages, settle_used_copies
 from callerid.inbox.models import MatchedCode, as_utc
 from callerid.ledger import OTP_WINDOW, ConcurrentUpdateError, recover_interrupted, states
 from callerid.ledger.models import FINAL_STATUSES, Number, NumberStatus
-from callerid.ledger.snapshot import is_serialization_failure
+from callerid.ledger.snapshot import begin_snapshot, is_serialization_failure
 from callerid.pipeline.ledger_reads import (
     LIVE,
     outcomes,
@@ -59,14 +59,17 @@ __all__ = [
 
 def _retry_on_conflict(fn: Callable[P, R]) -> Callable[P, R]:
     """Redo a ledger write (fresh rows, fresh unit of work) when another process changed one of
-    its rows between read and commit: the rows are re-read and re-checked each time."""
+    its rows between read and commit: the rows are re-read and re-checked each time. In a
+    snapshot (PostgreSQL) that conflict is a serialization failure."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         for attempt in range(1, _CONFLICT_RETRIES + 1):
             try:
                 return fn(*args, **kwargs)
-            except (ConcurrentUpdateError, StaleDataError):
+            except (ConcurrentUpdateError, StaleDataError, DBAPIError) as exc:
+                if isinstance(exc, DBAPIError) and not is_serialization_failure(exc):
+                    raise
                 if attempt == _CONFLICT_RETRIES:
                     raise
                 log.info("%s: a row changed under us; retrying", fn.__name__)
@@ -234,7 +237,12 @@ def record_completions(
 ) -> None:
     now = pipeline.clock.now()
     run_id = pipeline.run_id
+    used: dict[str, str] = {}  # number -> the code that verified it
     with pipeline.ledger.unit_of_work() as uow:
+        # One snapshot (write lock at once on SQLite): the copies of the used codes are decided
+        # from the inbox and the numbers as of one moment, and a message a person changed
+        # meanwhile is not overwritten (PostgreSQL: a serialization failure, retried).
+        begin_snapshot(uow.session, write=True)
         rows = {r.e164: r for r in rows_of(uow.session, pipeline.account, [c.e164 for c in codes])}
         # The batch's messages in one query (else a query, and the autoflush of the rows changed
         # so far, per code); the changes go out in the commit's one flush. Held here: the
@@ -243,10 +251,14 @@ def record_completions(
         for code, outcome in zip(codes, results, strict=True):
             row = rows[code.e164]
             if outcome.message_used:
+                # With the code: the message keeps its fingerprint (`store.retire`).
                 if outcome.status is NumberStatus.VERIFIED:
-                    store.mark_used(uow.session, code.message_id, code.e164)
+                    store.mark_used(uow.session, code.message_id, code.e164, code.code)
+                    used[code.e164] = code.code
                 else:
-                    store.mark_rejected(uow.session, code.message_id, outcome.reason, code.e164)
+                    store.mark_rejected(
+                        uow.session, code.message_id, outcome.reason, code.e164, code.code
+                    )
             if not _still(row, NumberStatus.COMPLETING, outcome.status):
                 continue
             fields: dict[str, Any] = {}
@@ -270,6 +282,9 @@ def record_completions(
             uow.numbers.transition(
                 row, outcome.status, reason=outcome.reason, run_id=run_id, now=now, **fields
             )
+        # Other copies of a code that verified its number (one message per number per pass:
+        # they would stay `new`, readable, after the run): used too, in this transaction.
+        settle_used_copies(uow.session, pipeline.account, used, now)
         uow.commit()
         del messages  # held until here (see above)
 

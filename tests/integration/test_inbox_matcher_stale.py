@@ -91,3 +91,42 @@ def test_stale_beyond_the_tolerance_or_with_an_earlier_verifications_code(db_url
         assert [c.code for c in codes] == ["2222"]
     finally:
         ledger.close()
+
+
+def test_a_stale_code_is_retired_and_its_fingerprint_still_tells_a_repeat(db_url: str) -> None:
+    """Review M2: a stale message is never decided again (only `new` ones are), so its code is
+    dead: masked when it is settled, not when the number's window ends. The fingerprint it keeps
+    is all the earlier-code rule needs to call a later copy of it stale."""
+    ledger = open_ledger(db_url)
+    try:
+        initiated = datetime.now(UTC)
+        with session(ledger.engine) as s:
+            add_number(s, E164, verification_uuid="uuid-now", initiated_at=initiated)
+            old = reply(s, "old", "Your code is 771234", initiated - timedelta(minutes=5))
+        with ledger.unit_of_work() as uow:
+            assert match_new_messages(uow, ACCOUNT, initiated + timedelta(seconds=2)) == []
+            uow.commit()
+        with session(ledger.engine) as s:
+            settled = store.get_message(s, old)
+            assert (settled.status, settled.note) == (
+                InboxStatus.STALE.value,
+                "received before the current initiation",
+            )
+            assert (settled.code, settled.text) == (
+                store.fingerprint(E164, "771234"),
+                "Your code is ****",
+            )
+            repeat = reply(s, "repeat", "Your code is 771234", initiated - timedelta(seconds=1))
+        with ledger.unit_of_work() as uow:
+            assert match_new_messages(uow, ACCOUNT, initiated + timedelta(seconds=3)) == []
+            uow.commit()
+        with session(ledger.engine) as s:
+            again = store.get_message(s, repeat)
+        assert (again.status, again.note, again.code, again.text) == (
+            InboxStatus.STALE.value,
+            "carries the code of an earlier verification",
+            store.fingerprint(E164, "771234"),
+            "Your code is ****",
+        )
+    finally:
+        ledger.close()

@@ -18,7 +18,7 @@ from callerid.inbox.models import (
     MessageNotFoundError,
     MessageSource,
 )
-from callerid.ledger.models import InboxStatus, NumberStatus
+from callerid.ledger.models import InboxMessage, InboxStatus, NumberStatus
 from tests.inbox_support import ACCOUNT, add_number, all_messages, make_engine, session
 
 NOW = datetime.now(UTC)
@@ -180,3 +180,58 @@ def test_refused_and_ended_codes_are_forgotten(db_url: str) -> None:
         assert store.retire_ended(s, NOW + timedelta(minutes=40), ACCOUNT) == 1
         assert store.get_message(s, late).code is None
         assert "7272" not in store.get_message(s, late).text
+
+
+def test_a_code_assigned_to_a_number_not_waiting_is_retired(db_url: str) -> None:
+    """Review M3: settled unmatched, the assigned code no longer readable (fingerprint kept)."""
+    engine = make_engine(db_url)
+    nobody = "+14155550199"
+    with session(engine) as s:
+        mid = store.insert_message(s, msg("x", text="code 5555 or 6666", sender="14155559999"))[0]
+        assert match_rows(s, ACCOUNT, NOW) == []
+        store.assign(s, mid, nobody, code="5555")
+        assert match_rows(s, ACCOUNT, NOW) == []
+    with session(engine) as s:
+        settled = store.get_message(s, mid)
+        assert (settled.status, settled.matched_e164) == ("unmatched", nobody)
+        assert settled.note == f"{nobody} is not waiting for a code"
+        assert settled.code == store.fingerprint(nobody, "5555")
+        assert settled.text == "code **** or ****"
+
+
+def test_a_used_code_written_with_separators_is_masked(db_url: str) -> None:
+    """Review M4: "482 193" is no code to the matcher; assigned with --code 482193 and used, it
+    is masked in the text like any used code."""
+    engine = make_engine(db_url)
+    with session(engine) as s:
+        add_number(s, A, verification_uuid="uuid-a", initiated_at=NOW - timedelta(minutes=1))
+        mid = store.insert_message(s, msg("spaced", text="Your code: 482 193"))[0]
+        assert match_rows(s, ACCOUNT, NOW) == []
+        assert store.get_message(s, mid).note == "no 4-8 digit code in the text"
+        store.assign(s, mid, A, code="482193")
+        assert [(m.code, m.message_id) for m in match_rows(s, ACCOUNT, NOW)] == [("482193", mid)]
+        store.mark_used(s, mid, A, "482193")
+    with session(engine) as s:
+        used = store.get_message(s, mid)
+        assert (used.status, used.code, used.text) == (
+            "used",
+            store.fingerprint(A, "482193"),
+            "Your code: ****",
+        )
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("Your code: 482 193", "Your code: ****"),
+        ("code 482-193, or 482.193", "code ****, or ****"),
+        ("4 8 2 1 9 3 is it", "**** is it"),
+        ("482 - 193", "****"),
+        # longer digit runs are not the code (only the 4-8 digit groups are masked, as ever)
+        ("call 4821930 or 1482 193", "call **** or **** 193"),
+    ],
+)
+def test_retire_masks_the_known_code_with_separators(text: str, masked: str) -> None:
+    row = InboxMessage(text=text, code="482193", matched_e164=A, status="used")
+    store.retire(row)
+    assert (row.text, row.code) == (masked, store.fingerprint(A, "482193"))
