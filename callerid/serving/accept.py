@@ -138,8 +138,8 @@ class Acceptor:
             conn, accepted_at = next(iter(self._lobby.items()))
             if accepted_at + self.header_timeout_s > now:
                 break
+            self.guard.timed_out += 1  # counted before the close a client may already see
             self._drop(conn)
-            self.guard.timed_out += 1
         self._arm_sweep()
 
     def _readable(self, conn: socket.socket) -> None:
