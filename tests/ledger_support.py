@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from callerid.clock import Clock
 from callerid.ledger import Ledger, Number, NumberRecord, NumberStatus
+from callerid.pipeline import PipelineOptions
+from callerid.pipeline.options import RunPaths
+from callerid.pipeline.session import Pipeline
+from callerid.plivo import PlivoClient, RateLimiter
 
 ACCOUNT = "MAACCOUNT000000000001"
 OTHER = "MAACCOUNT000000000002"
@@ -53,3 +59,19 @@ def drive(ledger: Ledger, e164: str, *path: NumberStatus, now: datetime = T0) ->
                 }
             uow.numbers.transition(row, step, reason="setup", run_id=RUN, now=now, **fields)
         uow.commit()
+
+
+def offline_pipeline(
+    ledger: Ledger, paths_root: Path, *, account: str, clock: Clock, run_id: str = "run"
+) -> Pipeline:
+    """A pipeline for the ledger side of the steps: its client points at a closed port and is
+    never called (what the test drives makes no API call)."""
+    return Pipeline(
+        account=account,
+        ledger=ledger,
+        client=PlivoClient(account, "t", "http://127.0.0.1:9", limiter=RateLimiter(10, 1)),
+        clock=clock,
+        run_id=run_id,
+        options=PipelineOptions(),
+        paths=RunPaths.for_run(paths_root, run_id),
+    )

@@ -17,14 +17,11 @@ import sqlalchemy as sa
 from callerid.clock import SystemClock
 from callerid.ingest import ingest_csv
 from callerid.ledger import open_ledger
-from callerid.pipeline import PipelineOptions, ledger_ops
+from callerid.pipeline import ledger_ops
 from callerid.pipeline.finish import write_reports
-from callerid.pipeline.report import RunPaths
-from callerid.pipeline.session import Pipeline
-from callerid.plivo import PlivoClient
-from callerid.plivo.limiter import RateLimiter
-from callerid.sandbox import DEFAULT_AUTH_ID, DEFAULT_AUTH_TOKEN
+from callerid.sandbox import DEFAULT_AUTH_ID
 from tests.e2e.helpers import read_csv, valid_numbers, write_csv
+from tests.ledger_support import offline_pipeline
 
 NUMBERS = valid_numbers(3, prefix="+1646558")
 
@@ -43,20 +40,8 @@ def test_a_broken_ledger_at_the_end_still_gives_every_report(
     rows = [{"phone_number": n} for n in NUMBERS] + [{"phone_number": "not a number"}]
     ingest = ingest_csv(write_csv(tmp_path / "numbers.csv", rows))
     with open_ledger(f"sqlite:///{tmp_path / 'ledger.sqlite3'}") as ledger:
-        client = PlivoClient(  # never called: the end of a run makes no API call
-            DEFAULT_AUTH_ID,
-            DEFAULT_AUTH_TOKEN,
-            base_url="http://127.0.0.1:9",
-            limiter=RateLimiter(1, 1.0),
-        )
-        pipeline = Pipeline(
-            account=DEFAULT_AUTH_ID,
-            ledger=ledger,
-            client=client,
-            clock=SystemClock(),
-            run_id="broken-end",
-            options=PipelineOptions(),
-            paths=RunPaths.for_run(tmp_path / "out", "broken-end"),
+        pipeline = offline_pipeline(
+            ledger, tmp_path / "out", account=DEFAULT_AUTH_ID, clock=SystemClock(), run_id="end"
         )
         assert ledger_ops.register(pipeline, ingest) == len(NUMBERS)
         with ledger.unit_of_work() as uow:

@@ -22,27 +22,18 @@ from callerid.inbox.models import InboundMessage, MatchedCode, MessageSource
 from callerid.ledger import Ledger, NumberStatus, open_ledger
 from callerid.ledger.models import InboxMessage
 from callerid.ledger.snapshot import begin_snapshot
-from callerid.pipeline import PipelineOptions, ledger_ops
-from callerid.pipeline.options import RunPaths
+from callerid.pipeline import ledger_ops
 from callerid.pipeline.outcome import Outcome
 from callerid.pipeline.session import Pipeline
-from callerid.plivo import PlivoClient, RateLimiter
 from tests.e2e.helpers import valid_numbers
+from tests.ledger_support import offline_pipeline
 
 ACCOUNT = "MACOPIESOFCODES00001"
 CODE = "482193"
 
 
 def _pipeline(ledger: Ledger, clock: OffsetClock, tmp_path: Path) -> Pipeline:
-    return Pipeline(
-        account=ACCOUNT,
-        ledger=ledger,
-        client=PlivoClient(ACCOUNT, "t", "http://127.0.0.1:9", limiter=RateLimiter(10, 1)),
-        clock=clock,
-        run_id="run",
-        options=PipelineOptions(),
-        paths=RunPaths.for_run(tmp_path, "run"),
-    )
+    return offline_pipeline(ledger, tmp_path, account=ACCOUNT, clock=clock)
 
 
 def _numbers(ledger: Ledger, now: datetime, numbers: list[str]) -> None:

@@ -16,12 +16,10 @@ from callerid.inbox import store
 from callerid.inbox.models import InboundMessage, MatchedCode, MessageSource
 from callerid.ledger import NumberStatus, open_ledger
 from callerid.ledger.models import InboxMessage
-from callerid.pipeline import PipelineOptions, ledger_ops
-from callerid.pipeline.options import RunPaths
+from callerid.pipeline import ledger_ops
 from callerid.pipeline.outcome import Outcome
-from callerid.pipeline.session import Pipeline
-from callerid.plivo import PlivoClient, RateLimiter
 from tests.e2e.helpers import valid_numbers
+from tests.ledger_support import offline_pipeline
 
 ACCOUNT = "MAQUERYCOUNT00000001"
 
@@ -72,15 +70,7 @@ def test_a_batch_reads_its_messages_once_and_marks_each(db_url: str, tmp_path: P
             else Outcome(e164, NumberStatus.INITIATED, "wrong code", wrong_otp=True)
             for i, e164 in enumerate(numbers)
         ]
-        pipeline = Pipeline(
-            account=ACCOUNT,
-            ledger=ledger,
-            client=PlivoClient(ACCOUNT, "t", "http://127.0.0.1:9", limiter=RateLimiter(10, 1)),
-            clock=clock,
-            run_id="run",
-            options=PipelineOptions(),
-            paths=RunPaths.for_run(tmp_path, "run"),
-        )
+        pipeline = offline_pipeline(ledger, tmp_path, account=ACCOUNT, clock=clock)
         inbox_reads: list[str] = []
 
         def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
