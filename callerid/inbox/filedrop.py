@@ -154,13 +154,21 @@ def to_message(record: dict[str, Any], account: str | None) -> InboundMessage:
     )
 
 
+# The csv module refuses a field over 131,072 characters by default, and the limit is process
+# wide (the ingest raises it too): raised here as well, so a long field is one line rejected as
+# too long, whichever command runs and whatever ran before it in the process.
+_FIELD_LIMIT = 2**31 - 1
+
+
 def _csv_records(content: str) -> Iterator[tuple[int, str, dict[str, Any] | None]]:
+    if csv.field_size_limit() < _FIELD_LIMIT:
+        csv.field_size_limit(_FIELD_LIMIT)
     reader = csv.DictReader(io.StringIO(content))
     try:
         for row in reader:
             record = {k: v for k, v in row.items() if k is not None}
             yield reader.line_num, json.dumps(record), record
-    except csv.Error as exc:  # a field over the csv module's limit, a stray quote...
+    except csv.Error as exc:  # what the csv module cannot read at all
         # the csv module's words name characters and limits, never a field's value
         detail = mask_codes_in_text(f"file is not readable CSV: {exc}")
         raise _FileReject(reader.reader.line_num, RejectReason.BAD_CSV, detail) from None

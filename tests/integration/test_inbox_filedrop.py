@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from pathlib import Path
@@ -208,7 +209,11 @@ def test_a_bad_value_rejects_its_line_not_the_file(tmp_path: Path) -> None:
     assert sorted(p.name for p in drop.iterdir()) == ["done"]
 
 
-def test_a_file_the_csv_module_cannot_read_is_rejected_whole_and_moved(tmp_path: Path) -> None:
+def test_a_field_over_the_csv_modules_default_limit_rejects_its_line_only(
+    tmp_path: Path,
+) -> None:
+    """In a fresh process (the csv module's 131,072-character default, which the ingest raises
+    for the whole process) the result is the same: the long line is rejected, not the file."""
     engine, drop = engine_at(tmp_path), tmp_path / "drop"
     drop.mkdir()
     huge = "x" * 200_000
@@ -216,19 +221,48 @@ def test_a_file_the_csv_module_cannot_read_is_rejected_whole_and_moved(tmp_path:
         "from,text,received_at\n+14155550123,code 482193,2026-11-27\n"
         f"+14155550124,{huge} 918273,2026-11-27\n"
     )
-    (drop / "next.csv").write_text("from,text,received_at\n+14155550125,code 271828,2026-11-27\n")
-    os.utime(drop / "big.csv", (1, 1))
+    before = csv.field_size_limit(131_072)
+    try:
+        (taken,) = take_files(drop, scope_for(engine), ACCOUNT)
+    finally:
+        csv.field_size_limit(before)
+    (rejected,) = taken.rejected
+    assert (rejected.line, rejected.reason) == (3, RejectReason.TOO_LONG)
+    assert [r.from_number for r in all_messages(engine)] == ["+14155550123"]
 
+
+def test_a_file_the_csv_module_cannot_read_is_rejected_whole_and_moved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No real input reaches this since the limit is raised: a csv.Error is simulated."""
+    engine, drop = engine_at(tmp_path), tmp_path / "drop"
+    drop.mkdir()
+    (drop / "bad.csv").write_text(
+        "from,text,received_at\n+14155550123,code 482193,2026-11-27\n"
+        "+14155550124,code 918273,2026-11-27\n"
+    )
+    (drop / "next.csv").write_text("from,text,received_at\n+14155550125,code 271828,2026-11-27\n")
+    os.utime(drop / "bad.csv", (1, 1))
+    real = csv.DictReader
+
+    class Breaks(real):  # type: ignore[misc, valid-type]
+        def __next__(self) -> dict[str, str]:
+            row = super().__next__()
+            if "918273" in row.get("text", ""):
+                raise csv.Error("field larger than field limit (131072)")
+            return row
+
+    monkeypatch.setattr(filedrop.csv, "DictReader", Breaks)
     first = take_files(drop, scope_for(engine), ACCOUNT)
-    assert [Path(r.path).name.split("-", 1)[1] for r in first] == ["big.csv", "next.csv"]
+    assert [Path(r.path).name.split("-", 1)[1] for r in first] == ["bad.csv", "next.csv"]
     (rejected,) = first[0].rejected
     assert (rejected.line, rejected.reason) == (3, RejectReason.BAD_CSV)
     assert "field larger than field limit" in rejected.detail
     assert [r.from_number for r in all_messages(engine)] == ["+14155550125"]
     assert take_files(drop, scope_for(engine), ACCOUNT) == []  # not taken again and again
-    report = next((drop / "done").glob("*-big.csv.rejected.jsonl")).read_text()
+    report = next((drop / "done").glob("*-bad.csv.rejected.jsonl")).read_text()
     assert json.loads(report)["reason"] == "bad_csv"
-    assert "482193" not in next((drop / "done").glob("*-big.csv")).read_text()
+    assert "482193" not in next((drop / "done").glob("*-bad.csv")).read_text()
 
 
 def test_whatever_else_one_line_holds_rejects_that_line_only(
