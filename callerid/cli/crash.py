@@ -78,20 +78,20 @@ def safe_argv(argv: list[str] | None = None) -> list[str]:
         elif eq and _SECRET_OPTION.match(name):
             out.append(f"{name}=****")
         else:
-            out.append(_URL_PASSWORD.sub(r"\1****@", mask_codes_in_text(arg)))
+            out.append(_scrub(arg))
         hide_next = not eq and bool(_SECRET_OPTION.match(arg))
     return out
 
 
+def _scrub(text: str) -> str:
+    """`text` with codes masked and any password in a URL replaced."""
+    return _URL_PASSWORD.sub(r"\1****@", mask_codes_in_text(text))
+
+
 def _masked(lines: list[str]) -> list[str]:
-    """A traceback's messages with codes masked (an exception may quote a statement's values);
-    its `File ..., line N` frames as they are."""
-    return [
-        line
-        if line.startswith('  File "')
-        else _URL_PASSWORD.sub(r"\1****@", mask_codes_in_text(line))
-        for line in lines
-    ]
+    """A traceback's messages scrubbed (an exception may quote a statement's values); its
+    `File ..., line N` frames as they are."""
+    return [line if line.startswith('  File "') else _scrub(line) for line in lines]
 
 
 def run_app(app: typer.Typer) -> None:

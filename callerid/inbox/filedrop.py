@@ -27,7 +27,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -257,6 +257,13 @@ def _write_report(report: Path, rejected: list[RejectedLine]) -> None:
         os.fsync(handle.fileno())
 
 
+def _write_into_place(target: Path, write: Callable[[Path], None]) -> None:
+    """`write` fills (and fsyncs) a `.` file next to `target`, which is then renamed into place."""
+    partial = target.with_name(f".{target.name}.partial")
+    write(partial)
+    os.replace(partial, target)
+
+
 def _move_done(path: Path, rejected: list[RejectedLine]) -> Path:
     """Keep a masked copy of `path` (and its masked rejects) in `done/`, then remove `path`.
 
@@ -270,12 +277,8 @@ def _move_done(path: Path, rejected: list[RejectedLine]) -> Path:
     target = done / f"{stamp}-{path.name}"  # a later file of the same name keeps its own record
     if rejected:
         report = done / f"{target.name}.rejected.jsonl"
-        partial = done / f".{report.name}.partial"
-        _write_report(partial, rejected)
-        os.replace(partial, report)
-    partial = done / f".{target.name}.partial"
-    _mask_copy(path, partial)
-    os.replace(partial, target)
+        _write_into_place(report, lambda partial: _write_report(partial, rejected))
+    _write_into_place(target, lambda partial: _mask_copy(path, partial))
     path.unlink(missing_ok=True)  # another taker may have taken it meanwhile
     return target
 

@@ -231,11 +231,11 @@ def retire(row: InboxMessage) -> None:
     masked = mask_codes_in_text(_mask_code(row.text or "", known))
     if masked != row.text:
         row.text = masked
-    if row.code and not row.code.startswith(_FINGERPRINT):
+    if known:
         # A message still `new` (too old to hold a live code) must not hand a fingerprint to
         # the matcher as if it were a code: cleared.
         e164 = row.matched_e164 if row.status != InboxStatus.NEW.value else None
-        row.code = fingerprint(e164, row.code) if e164 else None
+        row.code = fingerprint(e164, known) if e164 else None
 
 
 def retire_ended(session: Session, now: datetime, account: str | None = None) -> int:

@@ -231,13 +231,14 @@ async def drive(ops: LoopOps, options: PipelineOptions, *, clock_sync_every_s: f
             await pace.pause(stop, wake)
         return False
 
-    last_sync = [time.monotonic()]
+    last_sync = time.monotonic()
 
     async def supervisor_round(wake: asyncio.Event) -> bool:
+        nonlocal last_sync
         wake.clear()
-        if time.monotonic() - last_sync[0] >= clock_sync_every_s:
+        if time.monotonic() - last_sync >= clock_sync_every_s:
             await ops.sync_clock()
-            last_sync[0] = time.monotonic()
+            last_sync = time.monotonic()
         work = pace.saw(await ops.work())
         if work.due and await ops.expire():
             pace.moved()
