@@ -13,11 +13,12 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from tenacity import RetryCallState
 
+from callerid.plivo._wire import WirePool
 from callerid.plivo.errors import (
     NotSentError,
     OutcomeUnknownError,
@@ -85,8 +86,23 @@ def lane_limits(limiter: RateLimiter) -> list[httpx.Limits]:
     ]
 
 
+class Reply(Protocol):
+    """What the client reads of a response (an httpx.Response or a lean WireResponse)."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def is_success(self) -> bool: ...
+    @property
+    def content(self) -> bytes: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    def json(self) -> Any: ...
+
+
 class _Lane:
-    """One httpx client (its own small connection pool) and how many requests it has in flight."""
+    """One httpx client (its own small connection pool) and how many requests it has in flight.
+    Used when a test gives the client an httpx transport, or when a proxy is configured."""
 
     __slots__ = ("_prefix", "_urls", "busy", "http")
 
@@ -107,6 +123,57 @@ class _Lane:
             url = self._urls[path] = httpx.URL(self._prefix + path)
         return url
 
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Mapping[str, Any] | None,
+        params: Mapping[str, str | int] | None,
+        before_send: Callable[[], None],
+        on_head: Callable[[], None],
+    ) -> Reply:
+        async def on_wire(event: str, info: Mapping[str, Any]) -> None:
+            # httpcore's trace hook: the request starts leaving now (any connection set up)
+            if event.endswith("send_request_headers.started"):
+                before_send()
+            elif event.endswith("receive_response_headers.complete"):
+                on_head()
+
+        return await self.http.request(
+            method, self.url(path), json=json, params=params, extensions={"trace": on_wire}
+        )
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+class _WireLane:
+    """The lean connection pool (_wire.py): one lane, it scans nothing per request."""
+
+    __slots__ = ("busy", "pool")
+
+    def __init__(self, pool: WirePool) -> None:
+        self.pool = pool
+        self.busy = 0
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Mapping[str, Any] | None,
+        params: Mapping[str, str | int] | None,
+        before_send: Callable[[], None],
+        on_head: Callable[[], None],
+    ) -> Reply:
+        return await self.pool.request(
+            method, path, json=json, params=params, before_send=before_send, on_head=on_head
+        )
+
+    async def aclose(self) -> None:
+        await self.pool.aclose()
+
 
 @dataclass
 class RequestTrace:
@@ -118,36 +185,37 @@ class RequestTrace:
     unanswered_attempts: int = 0
 
 
-def _busy(lane: _Lane) -> int:
+def _busy(lane: _Lane | _WireLane) -> int:
     return lane.busy
 
 
 class Transport:
     def __init__(
         self,
-        http: httpx.AsyncClient | Sequence[httpx.AsyncClient],
+        http: httpx.AsyncClient | WirePool | Sequence[httpx.AsyncClient | WirePool],
         limiter: RateLimiter,
         policy: RetryPolicy,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         secrets: tuple[str, ...] = (),
     ) -> None:
-        clients = [http] if isinstance(http, httpx.AsyncClient) else list(http)
+        clients = [http] if isinstance(http, httpx.AsyncClient | WirePool) else list(http)
         if not clients:
-            raise ValueError("a transport needs at least one httpx client")
-        self._lanes = [_Lane(c) for c in clients]
+            raise ValueError("a transport needs at least one connection pool")
+        self._lanes = [_WireLane(c) if isinstance(c, WirePool) else _Lane(c) for c in clients]
+        gate = sum(c.size for c in clients if isinstance(c, WirePool))
         self._secrets = secrets  # masked in any API text that goes into an exception
         self._limiter = limiter
         # Requests enter the connection pools only as fast as their connections free up: a request
         # queued inside httpcore's pool is rescanned on every pool event (O(queued x connections)
         # each), one waiting here costs nothing until it is woken. With several lanes (one pool
         # each, see LANE_SIZE) the least busy lane then has a free connection.
-        self._gate = asyncio.Semaphore(pool_limits(limiter).max_connections or POOL_MAX)
+        self._gate = asyncio.Semaphore(gate or pool_limits(limiter).max_connections or POOL_MAX)
         self._policy = policy
         self._sleep = sleep
 
     async def aclose(self) -> None:
         for lane in self._lanes:
-            await lane.http.aclose()
+            await lane.aclose()
 
     async def send(
         self,
@@ -161,7 +229,7 @@ class Transport:
         trace: RequestTrace | None = None,
         phone_number: str | None = None,
         send_by: float | None = None,
-    ) -> httpx.Response:
+    ) -> Reply:
         """A 2xx response, or the PlivoError of the last attempt.
 
         `send_by` (a `time.monotonic()` value): no attempt goes on the wire after it; one still
@@ -203,19 +271,19 @@ class Transport:
         trace: RequestTrace,
         phone_number: str | None,
         send_by: float | None = None,
-    ) -> httpx.Response:
+    ) -> Reply:
         granted_at = await self._grant(priority, send_by, method, path, phone_number)
         trace.attempts += 1
         limiter = self._limiter
         stamp: list[float] = []  # the request's slot in the limiter, once it is on the wire
 
-        async def on_wire(event: str, info: Mapping[str, Any]) -> None:
-            # httpcore's trace hook: the request starts leaving now (any connection set up)
-            if event.endswith("send_request_headers.started"):
-                if send_by is not None and time.monotonic() > send_by:
-                    raise _PastSendBy  # a new connection took that long: nothing written yet
-                stamp.append(limiter.sent(stamp.pop() if stamp else granted_at))
-            elif event.endswith("receive_response_headers.complete") and stamp:
+        def before_send() -> None:  # the request starts leaving now (any connection set up)
+            if send_by is not None and time.monotonic() > send_by:
+                raise _PastSendBy  # a new connection took that long: nothing written yet
+            stamp.append(limiter.sent(stamp.pop() if stamp else granted_at))
+
+        def on_head() -> None:  # the answer's headers are in
+            if stamp:
                 limiter.answered(stamp.pop())  # counted later by any delay on its way
 
         start = time.monotonic()
@@ -223,15 +291,16 @@ class Transport:
             async with self._gate:
                 if send_by is not None and time.monotonic() > send_by:
                     raise _PastSendBy  # granted in time, then queued for a connection too long
-                lane = min(self._lanes, key=_busy)
+                lane = min(self._lanes, key=_busy) if len(self._lanes) > 1 else self._lanes[0]
                 lane.busy += 1
                 try:
-                    response = await lane.http.request(
+                    response = await lane.request(
                         method,
-                        lane.url(path),
+                        path,
                         json=json,
                         params=params,
-                        extensions={"trace": on_wire},
+                        before_send=before_send,
+                        on_head=on_head,
                     )
                 finally:
                     lane.busy -= 1

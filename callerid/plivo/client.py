@@ -28,11 +28,22 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any, Self
+from urllib.parse import urlsplit
+from urllib.request import getproxies_environment, proxy_bypass
 
 import httpx
 
 from callerid import __version__
-from callerid.plivo._transport import RequestTrace, Transport, lane_limits, pool_limits
+from callerid.plivo._transport import (
+    KEEPALIVE_EXPIRY_S,
+    POOL_MAX,
+    Reply,
+    RequestTrace,
+    Transport,
+    lane_limits,
+    pool_limits,
+)
+from callerid.plivo._wire import WirePool
 from callerid.plivo.errors import (
     AuthenticationError,
     NotFoundError,
@@ -69,7 +80,23 @@ def _path_id(value: str, what: str) -> str:
     return value
 
 
-def _json(response: httpx.Response, what: str) -> Any:
+def _is_https(url: str) -> bool:
+    return urlsplit(url).scheme == "https"
+
+
+def _proxied(url: str) -> bool:
+    """Whether the environment names a proxy for `url` (or its scheme is not http(s)): the client
+    then goes through httpx, which speaks to proxies; the lean pool does not."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return True  # httpx reports what is wrong with it, as before
+    proxies = getproxies_environment()
+    if not (proxies.get(parts.scheme) or proxies.get("all")):
+        return False
+    return not proxy_bypass(parts.hostname)  # NO_PROXY, as httpx reads it
+
+
+def _json(response: Reply, what: str) -> Any:
     try:
         return response.json()
     except ValueError:
@@ -140,25 +167,41 @@ class PlivoClient:
             "Authorization": f"Basic {basic}",
         }
 
-        tls = httpx.create_ssl_context()  # one for all lanes (building one costs ~0.1 s)
-
-        def http(limits: httpx.Limits, via: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
-            return _CookielessClient(
-                base_url=self.base_url,
-                timeout=httpx.Timeout(timeout),
-                headers=headers,
-                limits=limits,
-                transport=via,
-                verify=tls,
+        # The lean HTTP/1.1 pool (_wire.py) unless a test gives an httpx transport or the
+        # environment names a proxy for the API (httpx honours HTTP(S)_PROXY / NO_PROXY).
+        lanes: list[httpx.AsyncClient] | WirePool
+        if transport is None and not _proxied(self.base_url):
+            lanes = WirePool(
+                self.base_url,
+                headers,
+                timeout=timeout,
+                size=pool_limits(self.limiter).max_connections or POOL_MAX,
+                keepalive_expiry=KEEPALIVE_EXPIRY_S,
+                ssl_context=httpx.create_ssl_context() if _is_https(self.base_url) else None,
             )
+        else:
+            tls = httpx.create_ssl_context()  # one for all lanes (building one costs ~0.1 s)
 
-        # Lanes of a few connections each, sized from the limiter's concurrency (_transport.py);
-        # a transport given (tests) serves one client: a transport is closed with its client.
-        lanes = (
-            [http(limits, None) for limits in lane_limits(self.limiter)]
-            if transport is None
-            else [http(pool_limits(self.limiter), transport)]
-        )
+            def http(
+                limits: httpx.Limits, via: httpx.AsyncBaseTransport | None
+            ) -> httpx.AsyncClient:
+                return _CookielessClient(
+                    base_url=self.base_url,
+                    timeout=httpx.Timeout(timeout),
+                    headers=headers,
+                    limits=limits,
+                    transport=via,
+                    verify=tls,
+                )
+
+            # Lanes of a few connections each, sized from the limiter's concurrency
+            # (_transport.py); a transport given (tests) serves one client: a transport is
+            # closed with its client.
+            lanes = (
+                [http(limits, None) for limits in lane_limits(self.limiter)]
+                if transport is None
+                else [http(pool_limits(self.limiter), transport)]
+            )
         # An explicit `max_attempts` overrides the policy's; None keeps the policy's (default 5).
         if retry_policy is None:
             assert settings is not None

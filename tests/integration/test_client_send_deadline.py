@@ -14,8 +14,10 @@ import json
 import time
 
 import httpx
+import pytest
 
-from callerid.plivo._transport import Transport
+from callerid.plivo._transport import Transport, pool_limits
+from callerid.plivo._wire import WirePool
 from callerid.plivo.errors import NotSentError
 from callerid.plivo.limiter import RateLimiter
 from callerid.plivo.retry import RetryPolicy
@@ -68,12 +70,25 @@ class HoldingServer:
         await self.server.wait_closed()
 
 
-def test_a_request_granted_in_time_does_not_go_out_after_its_deadline() -> None:
+@pytest.mark.parametrize("via", ["lean", "httpx"])
+def test_a_request_granted_in_time_does_not_go_out_after_its_deadline(via: str) -> None:
+    """Both connection pools: the lean one (the default) and httpx's (behind a proxy)."""
+
     async def go() -> tuple[HoldingServer, list[str]]:
         server = HoldingServer()
         url = await server.start()
         limiter = RateLimiter(300, 5.0)
-        http = httpx.AsyncClient(base_url=url, timeout=30.0)
+        http: httpx.AsyncClient | WirePool = (
+            httpx.AsyncClient(base_url=url, timeout=30.0)
+            if via == "httpx"
+            else WirePool(
+                url,
+                {},
+                timeout=30.0,
+                size=pool_limits(limiter).max_connections or 1,
+                keepalive_expiry=4.0,
+            )
+        )
         transport = Transport(http, limiter, RetryPolicy())
         send_by = time.monotonic() + 1.0
 

@@ -10,6 +10,7 @@ import pytest
 
 from callerid.plivo import PlivoClient, RateLimiter
 from callerid.plivo._transport import LANE_SIZE, POOL_MAX, POOL_MIN, Transport, pool_limits
+from callerid.plivo._wire import WirePool
 from callerid.plivo.retry import RetryPolicy
 
 
@@ -33,20 +34,48 @@ def test_the_pool_follows_the_limiters_concurrency(
     ("max_requests", "lanes"),
     [(100_000, [LANE_SIZE] * (POOL_MAX // LANE_SIZE)), (60, [LANE_SIZE, LANE_SIZE, 1])],
 )
-def test_a_client_uses_that_pool_in_lanes(max_requests: int, lanes: list[int]) -> None:
-    """Split into lanes of at most LANE_SIZE connections (httpcore scans a pool per request)."""
+def test_behind_a_proxy_the_client_uses_httpx_in_lanes(
+    max_requests: int, lanes: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A proxy in the environment: httpx (which speaks to proxies), its pool split into lanes of
+    at most LANE_SIZE connections (httpcore scans a pool per request)."""
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
 
     async def pool_sizes() -> list[int]:
         limiter = RateLimiter(max_requests, 5.0)
         async with PlivoClient(
-            "MAXXXXXXXXXXXXXXXXXX", "t", "http://127.0.0.1:9", limiter=limiter
+            "MAXXXXXXXXXXXXXXXXXX", "t", "http://plivo.test:9", limiter=limiter
         ) as c:
             return [
-                int(lane.http._transport._pool._max_connections)  # type: ignore[attr-defined]
+                int(lane.http._transport._pool._max_connections)  # type: ignore[union-attr]
                 for lane in c._transport._lanes
             ]
 
     assert asyncio.run(pool_sizes()) == lanes
+
+
+@pytest.mark.parametrize(("max_requests", "size"), [(100_000, POOL_MAX), (60, 9)])
+def test_without_a_proxy_the_client_uses_one_lean_pool_of_that_size(
+    max_requests: int, size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No proxy named (or the API's host in NO_PROXY): the lean HTTP/1.1 pool (_wire.py), one
+    lane of the limiter's concurrency, and the transport lets in as many requests at once."""
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+    async def pools() -> tuple[list[object], int]:
+        limiter = RateLimiter(max_requests, 5.0)
+        async with PlivoClient(
+            "MAXXXXXXXXXXXXXXXXXX", "t", "http://127.0.0.1:9", limiter=limiter
+        ) as c:
+            lanes = c._transport._lanes
+            return [type(lane.pool) for lane in lanes], c._transport._gate._value  # type: ignore[union-attr]
+
+    kinds, gate = asyncio.run(pools())
+    assert kinds == [WirePool]
+    assert gate == size
 
 
 def test_requests_spread_over_the_lanes_and_never_queue_in_one() -> None:
