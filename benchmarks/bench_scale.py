@@ -87,7 +87,9 @@ def read_progress(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def measure(count: int, silent: int, wait_s: float, profile: Path | None) -> dict[str, Any]:
+def measure(
+    count: int, silent: int, wait_s: float, profile: Path | None, run_args: list[str]
+) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix=f"bench-scale-{count}-"))
     url = f"sqlite:///{folder / 'ledger.sqlite3'}"
     chosen = numbers(count)
@@ -152,7 +154,7 @@ def measure(count: int, silent: int, wait_s: float, profile: Path | None) -> dic
             ).raise_for_status()
         started = time.monotonic()
         run = subprocess.Popen(
-            [sys.executable, RUNNER, "run", str(csv_path), "--reply-delay", "0"],
+            [sys.executable, RUNNER, "run", str(csv_path), "--reply-delay", "0", *run_args],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -189,7 +191,10 @@ def measure(count: int, silent: int, wait_s: float, profile: Path | None) -> dic
                 process.wait(timeout=30)
     loop_s = loop_end - loop_start
     requests = 2 * (count - silent) + silent
-    shutil.rmtree(folder, ignore_errors=True)
+    if not os.environ.get("BENCH_KEEP"):  # set it to look at the ledger afterwards
+        shutil.rmtree(folder, ignore_errors=True)
+    else:
+        print(f"kept {folder}")
     return {
         "numbers": count,
         "requests_per_s": requests / loop_s,
@@ -237,6 +242,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[1000, 10_000])
     parser.add_argument("--big", action="store_true", help="add 100,000 numbers")
+    parser.add_argument(
+        "--run-arg",
+        action="append",
+        default=[],
+        help="an option for `callerid run` (repeat it), e.g. --run-arg=--max-in-flight=600",
+    )
     parser.add_argument("--silent", type=int, default=5, help="numbers that never text a code")
     parser.add_argument("--wait-s", type=float, default=20.0, help="seconds of waiting measured")
     parser.add_argument("--profile", type=Path, help="cProfile the run process into DIR/<n>.prof")
@@ -278,7 +289,7 @@ def main() -> None:
                 else "prof"
             )
             profile = args.profile / f"{count}.{kind}"
-        row = measure(count, args.silent, args.wait_s, profile)
+        row = measure(count, args.silent, args.wait_s, profile, args.run_arg)
         rows.append(row)
         base = rows[0]["loop_s_per_1000"]
         print(

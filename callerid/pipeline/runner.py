@@ -208,12 +208,19 @@ async def drive(ops: LoopOps, options: PipelineOptions, *, clock_sync_every_s: f
                 )
                 await _pause(stop, min(5.0, options.poll_interval_s * 2**failures))
 
+    # Set when completions free room under `max_in_flight`: the initiation lane, asleep because
+    # the run was full, fills it at once instead of at its next poll (issue 14: with instant
+    # replies the run's throughput is max_in_flight / the time a slot stays taken, and half a
+    # poll interval of a full lane's sleep was a third of that time).
+    room_freed = pace.wake_event()
+
     async def completion_round(wake: asyncio.Event) -> bool:
         wake.clear()  # a change seen from here on ends this round's pause at once
         work = await pace.look(ops)
         done = await ops.complete() if work.new_messages else StepResult()
         if done:
             pace.moved()
+            room_freed.set()
         if done.attempted < options.batch_size:
             # Not a full batch: let codes gather for a moment (one task run per batch, not
             # per code); a 15-minute window does not miss a fraction of a second.
@@ -258,8 +265,7 @@ async def drive(ops: LoopOps, options: PipelineOptions, *, clock_sync_every_s: f
         await survive("completion lane", lambda: completion_round(wake))
 
     async def initiation_lane() -> None:
-        wake = pace.wake_event()
-        await survive("initiation lane", lambda: initiation_round(wake))
+        await survive("initiation lane", lambda: initiation_round(room_freed))
 
     async def supervisor() -> None:
         wake = pace.wake_event()

@@ -199,3 +199,50 @@ def test_a_busy_run_keeps_every_lane_looking_for_itself() -> None:
     opts = PipelineOptions(poll_interval_s=0.001, max_in_flight=10, batch_size=5)
     assert asyncio.run(drive(ops, opts, clock_sync_every_s=0.0)).finished
     assert ops.reads["completion_lane"] > 1 and ops.reads["initiation_lane"] > 1
+
+
+def test_room_freed_by_completions_is_filled_at_once_not_at_the_next_poll() -> None:
+    """A full run (live == max_in_flight): the initiation lane sleeps until completions free
+    room, then initiates at once (issue 14: sleeping out its poll interval cost a third of each
+    slot's time with instant replies). The run starts full; with a 10-minute poll interval, the
+    next batch follows the first completion without waiting for any poll."""
+
+    class InstantReplies(FakeOps):
+        def __init__(self, world: FakeWorld) -> None:
+            super().__init__(world)
+            self.next_batch = asyncio.Event()
+
+        async def work(self) -> Work:
+            await asyncio.sleep(0)
+            work = self.w.work()  # every live number's code is already in
+            return Work(len(self.w.live), work.queued, work.live, work.due, work.pending)
+
+        async def complete(self) -> StepResult:
+            for _ in range(20):  # the API calls: the initiation lane looks, finds no room, sleeps
+                await asyncio.sleep(0)
+            self.w.calls.append("complete")
+            done, self.w.live = len(self.w.live), []
+            self.w.final += done
+            return StepResult(done)
+
+        async def initiate(self, limit: int) -> StepResult:
+            result = await super().initiate(limit)
+            self.next_batch.set()
+            return result
+
+    async def go() -> list[str]:
+        world = FakeWorld(15)
+        world.queued, world.live = 10, [0] * 5  # full: 5 live of max_in_flight 5
+        ops = InstantReplies(world)
+        opts = PipelineOptions(poll_interval_s=600, max_in_flight=5, batch_size=5)
+        loop = asyncio.create_task(drive(ops, opts, clock_sync_every_s=0.0))
+        try:
+            await asyncio.wait_for(ops.next_batch.wait(), 30)
+        finally:
+            loop.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await loop
+        return world.calls
+
+    calls = asyncio.run(go())
+    assert calls[:2] == ["complete", "initiate:5"]
