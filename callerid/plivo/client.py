@@ -16,6 +16,10 @@ Outcome rules the pipeline relies on:
 * `delete` raises `NotFoundError` for an unknown number unless `missing_ok=True`; a 404 on a
   repeat after an unanswered attempt counts as deleted.
 
+Requests go over a lean HTTP/1.1 pool of kept-alive connections (`_wire.py`; ~0.2 ms of CPU a
+request against ~1 ms through httpx), or through httpx when the environment names a proxy for the
+API's URL or a test passes an httpx `transport`.
+
 A client's connection pool belongs to the event loop that uses it: code that runs on several loops
 (Prefect task threads) makes one client per loop. They still share the account's one limiter.
 """
