@@ -202,7 +202,10 @@ class _Connection(asyncio.Protocol):
         version, _, rest = lines[0].partition(" ")
         if not version.startswith("HTTP/1."):
             raise ValueError(f"not an HTTP/1.x status line: {lines[0][:40]!r}")
-        status = int(rest[:3])
+        code = rest[:3]
+        if not (code.isdigit() and len(code) == 3 and rest[3:4] in ("", " ")):
+            raise ValueError(f"bad status line: {lines[0][:40]!r}")
+        status = int(code)
         headers: dict[str, str] = {}
         for line in lines[1:]:
             name, sep, value = line.partition(":")
