@@ -9,7 +9,8 @@ up to the close), on connections kept for `keepalive_expiry` seconds.
 Errors are httpx's exception types, with httpx's meaning, so the transport above classifies both
 paths alike: `httpx.ConnectError` / `httpx.ConnectTimeout` (nothing was sent),
 `httpx.RemoteProtocolError` (sent; the connection closed or the answer was malformed),
-`httpx.ReadTimeout` (sent; no whole answer within the timeout).
+`httpx.ReadTimeout` (sent; no whole answer within the timeout: unlike httpx's read timeout, the
+timeout bounds the whole answer, not each read; an API answer is a few KB).
 
 What it does not do, by design: proxies (the client uses httpx when the environment names a proxy
 for the API's URL), redirects (the API answers none), cookies, HTTP/2. A response whose body is
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import json as jsonlib
+import re
+import select
 import ssl
 import time
 import zlib
@@ -34,6 +37,9 @@ MAX_HEAD = 64 * 1024  # a response's status line and headers
 MAX_BODY = 16 * 1024 * 1024  # a response's body, decoded (a list page is a few KB)
 _REQUEST_BODY = frozenset({"POST", "PUT", "PATCH"})
 _NO_BODY_STATUS = frozenset({204, 304})
+_PATH_SAFE = "/:@!$&'()*+,;=-._~%"
+_DIGITS = re.compile(rb"[0-9]+")
+_HEX = re.compile(rb"[0-9A-Fa-f]+")
 
 
 class WireResponse:
@@ -76,7 +82,7 @@ class _Connection(asyncio.Protocol):
         self._headers: dict[str, str] | None = None
         self._mode = ""  # "length", "chunked" or "close"
         self._length = 0
-        self._chunks: list[bytes] = []
+        self._body = bytearray()  # a chunked body so far
         self._keep_alive = True
         self._eof = False
 
@@ -116,13 +122,16 @@ class _Connection(asyncio.Protocol):
     ) -> WireResponse:
         """Write one request, return its whole response (`on_head` once its headers are in)."""
         assert self.transport is not None and self._waiter is None
+        if self.closed:  # the caller checks before `before_send`; never write into a dead one
+            raise httpx.ConnectError("the connection closed before the request was written")
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[WireResponse] = loop.create_future()
         self._waiter = waiter
         self._on_head = on_head
         self._head_only = head_only
         self._buf.clear()
-        self._status, self._headers, self._mode, self._chunks = 0, None, "", []
+        self._status, self._headers, self._mode = 0, None, ""
+        self._body = bytearray()
         self.transport.write(data)
         handle = loop.call_later(timeout, self._time_out, waiter)
         try:
@@ -130,6 +139,15 @@ class _Connection(asyncio.Protocol):
         finally:
             handle.cancel()
             self._waiter = self._on_head = None
+
+    def quiet(self) -> bool:
+        """Whether the socket has nothing to read (no close, no bytes) right now."""
+        sock = self.transport.get_extra_info("socket") if self.transport is not None else None
+        if sock is None:
+            return False
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN)
+        return not poller.poll(0)
 
     @property
     def reusable(self) -> bool:
@@ -167,9 +185,9 @@ class _Connection(asyncio.Protocol):
         buf = self._buf
         while self._headers is None:
             end = buf.find(b"\r\n\r\n")
+            if end > MAX_HEAD or (end < 0 and len(buf) > MAX_HEAD):
+                raise ValueError("response headers too long")
             if end < 0:
-                if len(buf) > MAX_HEAD:
-                    raise ValueError("response headers too long")
                 return None
             self._read_head(bytes(buf[:end]))
             del buf[: end + 4]
@@ -181,7 +199,7 @@ class _Connection(asyncio.Protocol):
         elif self._mode == "chunked":
             if not self._read_chunks():
                 return None
-            body = b"".join(self._chunks)
+            body = bytes(self._body)
         else:  # "close": the body ends with the connection
             if len(buf) > MAX_BODY:
                 raise ValueError("response body too large")
@@ -224,7 +242,10 @@ class _Connection(asyncio.Protocol):
         elif "chunked" in headers.get("transfer-encoding", "").lower():
             self._mode = "chunked"
         elif "content-length" in headers:
-            length = int(headers["content-length"])
+            values = {v.strip() for v in headers["content-length"].split(",")}
+            if len(values) != 1 or not _DIGITS.fullmatch(next(iter(values)).encode()):
+                raise ValueError("bad content-length")
+            length = int(next(iter(values)))
             if not 0 <= length <= MAX_BODY:
                 raise ValueError("response body too large")
             self._mode, self._length = "length", length
@@ -242,7 +263,10 @@ class _Connection(asyncio.Protocol):
                 if len(buf) > MAX_HEAD:
                     raise ValueError("chunk size line too long")
                 return False
-            size = int(bytes(buf[:line_end]).split(b";", 1)[0].strip(), 16)
+            size_text = bytes(buf[:line_end]).split(b";", 1)[0].strip(b" \t")
+            if not _HEX.fullmatch(size_text):
+                raise ValueError("bad chunk size")
+            size = int(size_text, 16)
             if size == 0:  # the last chunk; then trailer lines (if any) and an empty line
                 end = buf.find(b"\r\n\r\n", line_end)
                 if end < 0:
@@ -251,21 +275,25 @@ class _Connection(asyncio.Protocol):
                     return False
                 del buf[: end + 4]
                 return True
-            if size < 0 or sum(map(len, self._chunks)) + size > MAX_BODY:
+            if len(self._body) + size > MAX_BODY:
                 raise ValueError("response body too large")
             start = line_end + 2
             if len(buf) < start + size + 2:
                 return False
             if buf[start + size : start + size + 2] != b"\r\n":
                 raise ValueError("chunk not followed by CRLF")
-            self._chunks.append(bytes(buf[start : start + size]))
+            self._body += buf[start : start + size]
             del buf[: start + size + 2]
 
 
 def _decode(body: bytes, coding: str) -> bytes:
     wbits = 16 + zlib.MAX_WBITS if coding != "deflate" else zlib.MAX_WBITS
-    decoder = zlib.decompressobj(wbits)
-    out = decoder.decompress(body, MAX_BODY + 1)
+    try:
+        out = zlib.decompressobj(wbits).decompress(body, MAX_BODY + 1)
+    except zlib.error:
+        if coding != "deflate":
+            raise
+        out = zlib.decompressobj(-zlib.MAX_WBITS).decompress(body, MAX_BODY + 1)  # raw deflate
     if len(out) > MAX_BODY:
         raise ValueError("response body too large")
     return out
@@ -321,7 +349,9 @@ class WirePool:
         first byte is written and may raise to cancel the request (nothing is sent then)."""
         if self._closed:
             raise httpx.ConnectError("the client is closed")
-        target = self._prefix + path
+        # Escaped as httpx would (anything outside a path's characters, a line feed included,
+        # percent-encoded): nothing a caller passes can change the request's framing.
+        target = quote(self._prefix + path, safe=_PATH_SAFE)
         if params:
             target += "?" + urlencode({k: str(v) for k, v in params.items()}, quote_via=quote)
         head = f"{method} {target} HTTP/1.1\r\n{self._head}"
@@ -333,6 +363,9 @@ class WirePool:
             head += "Content-Length: 0\r\n"
         data = (head + "\r\n").encode("ascii") + body
         conn = self._take_idle() or await self._connect()
+        if conn.closed:  # closed by the server as it was made (TLS reads at once): not sent
+            conn.close()
+            raise httpx.ConnectError("the connection closed before the request was written")
         try:
             before_send()
         except BaseException:
@@ -350,11 +383,15 @@ class WirePool:
         return response
 
     def _take_idle(self) -> _Connection | None:
+        """The most recently used idle connection that is still good: open, not past its
+        expiry, and with nothing to read. A close (or stray bytes) the kernel already holds but
+        the event loop has not yet delivered would otherwise turn a request that never reached
+        the server into one sent without an answer (httpcore polls the socket alike)."""
         idle = self._idle
         now = time.monotonic()
         while idle:
             conn = idle.pop()
-            if not conn.closed and now - conn.idle_since < self._expiry:
+            if not conn.closed and now - conn.idle_since < self._expiry and conn.quiet():
                 return conn
             conn.close()
         return None

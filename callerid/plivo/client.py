@@ -61,9 +61,11 @@ from callerid.plivo.models import CallerId, Channel, Initiation, Page
 from callerid.plivo.retry import RetryPolicy
 from callerid.settings import DEFAULT_API_URL, load_settings
 
-_E164_RE = re.compile(r"^\+?[1-9]\d{6,14}$")
-_OTP_RE = re.compile(r"^\d{4,8}$")
-_ID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+# ASCII digits only, to the very end (`$` also matches before a final newline, and `\d` takes any
+# script's digits): what passes goes into a request's path.
+_E164_RE = re.compile(r"\+?[1-9][0-9]{6,14}")
+_OTP_RE = re.compile(r"[0-9]{4,8}")
+_ID_RE = re.compile(r"[A-Za-z0-9_-]+")
 PAGE_SIZE = 20
 
 
@@ -73,13 +75,13 @@ def _env(name: str) -> str | None:
 
 def _digits(phone_number: str) -> str:
     """Validate an E.164 number; return it without '+', as Plivo's resource_uri writes it."""
-    if not isinstance(phone_number, str) or not _E164_RE.match(phone_number):
+    if not isinstance(phone_number, str) or not _E164_RE.fullmatch(phone_number):
         raise ValueError(f"not an E.164 phone number: {phone_number!r}")
     return phone_number.lstrip("+")
 
 
 def _path_id(value: str, what: str) -> str:
-    if not isinstance(value, str) or not _ID_RE.match(value):
+    if not isinstance(value, str) or not _ID_RE.fullmatch(value):
         raise ValueError(f"{what} must be letters, digits, '-' or '_'; got {value!r}")
     return value
 
@@ -280,7 +282,7 @@ class PlivoClient:
         first attempt went unanswered can be resolved by a GET (see module docstring). With
         `send_by` (a `time.monotonic()` value) no attempt goes out after it (`NotSentError`)."""
         uuid = _path_id(verification_uuid, "verification_uuid")
-        if not isinstance(otp, str) or not _OTP_RE.match(otp):
+        if not isinstance(otp, str) or not _OTP_RE.fullmatch(otp):
             raise ValueError("otp must be a string of 4 to 8 digits")  # never echo the code
         trace = RequestTrace()
         try:

@@ -14,7 +14,11 @@ import datetime
 import gzip
 import ipaddress
 import json
+import socket
 import ssl
+import threading
+import time
+import zlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -359,3 +363,117 @@ def test_the_lean_pool_is_used_unless_a_proxy_applies(monkeypatch: pytest.Monkey
     monkeypatch.setenv("ALL_PROXY", "http://proxy.internal:3128")
     assert _proxied("http://127.0.0.1:8000") and not _proxied("https://api.plivo.com")
     assert _proxied("ftp://api.plivo.com")  # httpx reports an unsupported scheme, as before
+
+
+async def test_an_idle_connection_the_server_closed_unseen_is_not_written_to() -> None:
+    """The server closes an idle connection while the event loop is busy elsewhere: the close is
+    in the kernel, not yet delivered. The next request must see it and take a new connection
+    (else an initiate that never reached the server would be "sent, no answer": unknown)."""
+    answered: list[bytes] = []
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        for _ in range(2):
+            conn, _ = listener.accept()
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                answered.append(data.split(b"\r\n", 1)[0])
+                conn.sendall(reply(200, b"{}"))  # kept alive, by its headers
+                time.sleep(0.05)  # then its idle timeout: closed
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    p = pool(f"http://127.0.0.1:{port}")
+    await get(p)
+    time.sleep(0.3)  # the loop is busy: the close arrives unseen
+    await get(p)  # a new connection, not a write into the closed one
+    await p.aclose()
+    thread.join(5)
+    listener.close()
+    assert answered == [b"GET /x/ HTTP/1.1", b"GET /x/ HTTP/1.1"]
+
+
+async def test_a_connection_closed_as_it_was_made_sends_nothing_and_is_a_connect_error() -> None:
+    """A server that closes at once (TLS reads right after its handshake, so the close can be
+    known before the first write): nothing is written, `before_send` is not called, and the
+    error says not sent (ConnectError), so even an initiate may be tried again."""
+    server = Scripted(send(reply(200, b"{}")))
+    async with server as url:
+        p = pool(url)
+        real_connect = p._connect
+
+        async def closed_at_once() -> Any:
+            conn = await real_connect()
+            conn.eof_received()  # as sslproto delivers an early close before returning
+            return conn
+
+        p._connect = closed_at_once  # type: ignore[method-assign]
+        calls: list[str] = []
+        with pytest.raises(httpx.ConnectError, match="before the request was written"):
+            await p.request(
+                "POST", "/v/", before_send=lambda: calls.append("send"), on_head=lambda: None
+            )
+        p._connect = real_connect  # type: ignore[method-assign]
+        await get(p)
+        await p.aclose()
+    assert calls == [] and len(server.requests) == 1
+
+
+async def test_the_path_cannot_change_the_requests_framing() -> None:
+    """Escaped as httpx escapes it: a line feed or non-ASCII text in a path is percent-encoded,
+    never written raw into the request line (and the client refuses such ids and numbers)."""
+    server = Scripted(send(reply(404, b"{}")))
+    async with server as url:
+        p = pool(url)
+        await get(p, "/Account/MAX\n/Caller/+1\u0664\u0661/")
+        await p.aclose()
+    assert server.requests[0]["target"] == "/Account/MAX%0A/Caller/+1%D9%A4%D9%A1/"
+    for auth_id in ("MAXXXXXXXXXXXXXXXXXX\n", "MAX X"):
+        with pytest.raises(ValueError):
+            PlivoClient(auth_id, "t", "http://127.0.0.1:9")
+    client = PlivoClient("MAXXXXXXXXXXXXXXXXXX", "t", "http://127.0.0.1:9")
+    for number in ("+14155552671\n", "+1\u0664\u0661\u0665\u0665\u0665\u0662\u0666\u0667\u0661"):
+        with pytest.raises(ValueError, match=r"not an E\.164"):
+            await client.get(number)
+    with pytest.raises(ValueError, match="4 to 8 digits"):
+        await client.complete("uuid", "123456\n")
+    await client.aclose()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        send(b"HTTP/1.1 200 OK\r\nContent-Length: 1_0\r\n\r\n0123456789"),
+        send(b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\n{}"),
+        send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}"),
+        send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x2\r\n{}\r\n0\r\n\r\n"),
+        send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-2\r\n{}\r\n0\r\n\r\n"),
+    ],
+)
+async def test_lengths_are_plain_numbers(answer: Answer) -> None:
+    async with Scripted(answer) as url:
+        p = pool(url)
+        with pytest.raises(httpx.RemoteProtocolError, match="malformed"):
+            await get(p)
+        await p.aclose()
+
+
+async def test_repeated_equal_lengths_and_raw_deflate_are_read() -> None:
+    raw = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    deflated = raw.compress(b'{"d": 1}') + raw.flush()
+    server = Scripted(
+        send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}"),
+        send(reply(200, deflated, "Content-Encoding: deflate")),
+        send(reply(200, zlib.compress(b'{"z": 1}'), "Content-Encoding: deflate")),
+    )
+    async with server as url:
+        p = pool(url)
+        assert (await get(p)).json() == {}
+        assert (await get(p)).json() == {"d": 1}
+        assert (await get(p)).json() == {"z": 1}
+        await p.aclose()
