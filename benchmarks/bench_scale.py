@@ -8,7 +8,7 @@ benchmark then hands their codes in (as `callerid otp submit` would) and the run
 
 Printed per size:
 * requests/s: API requests of the loop (initiate + complete per number) / loop seconds, where the
-  loop runs from the first progress.json written by the loop to the moment only the silent
+  loop runs from the first initiation to the last verification before only the silent
   numbers are left (goal >= 600 at 10,000);
 * loop seconds per 1,000 numbers, and its ratio to the 1,000-number figure (goal: flat, +-10 %);
 * peak RSS of the run process (its own, not Prefect's server; goal <= 400 MB at 100,000);
@@ -28,10 +28,12 @@ import json
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -189,7 +191,7 @@ def measure(
             if process is not None and process.poll() is None:
                 process.terminate()
                 process.wait(timeout=30)
-    loop_s = loop_end - loop_start
+    loop_s = _loop_seconds(folder / "ledger.sqlite3", count - silent)
     requests = 2 * (count - silent) + silent
     if not os.environ.get("BENCH_KEEP"):  # set it to look at the ledger afterwards
         shutil.rmtree(folder, ignore_errors=True)
@@ -209,6 +211,21 @@ def measure(
         "wall_s": wall,
         "exit": run.returncode if run is not None else None,
     }
+
+
+def _loop_seconds(ledger: Path, answered: int) -> float:
+    """From the ledger's events: the first initiation to the `answered`-th verification (the
+    last before the silent numbers' codes are handed in). Exact to the microsecond, where the
+    progress file's rounds (every 0.5 s) made a 1,000-number loop of ~3 s uncertain by 15 %."""
+    with sqlite3.connect(ledger) as db:
+        (first,) = db.execute(
+            "SELECT min(at) FROM events WHERE to_status = 'initiating'"
+        ).fetchone()
+        (last,) = db.execute(
+            "SELECT at FROM events WHERE to_status = 'verified' ORDER BY at LIMIT 1 OFFSET ?",
+            (answered - 1,),
+        ).fetchone()
+    return (datetime.fromisoformat(last) - datetime.fromisoformat(first)).total_seconds()
 
 
 def _progress_path(out: Path) -> Any:

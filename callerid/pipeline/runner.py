@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
@@ -213,6 +214,18 @@ async def drive(ops: LoopOps, options: PipelineOptions, *, clock_sync_every_s: f
     # replies the run's throughput is max_in_flight / the time a slot stays taken, and half a
     # poll interval of a full lane's sleep was a third of that time).
     room_freed = pace.wake_event()
+    # Set when an initiation batch is recorded while codes come back faster than the completion
+    # lane polls (a full batch of them within two poll intervals): that batch's codes are mostly
+    # in by then, and the lane completes them now rather than at its next poll. Codes that come
+    # back slower (people, a real API's pace) keep the poll's batching.
+    codes_back = pace.wake_event()
+    completed: deque[tuple[float, int]] = deque()  # (when, how many) of recent completion rounds
+
+    def codes_flowing() -> bool:
+        horizon = time.monotonic() - 2 * options.poll_interval_s
+        while completed and completed[0][0] < horizon:
+            completed.popleft()
+        return sum(n for _, n in completed) >= options.batch_size
 
     async def completion_round(wake: asyncio.Event) -> bool:
         wake.clear()  # a change seen from here on ends this round's pause at once
@@ -221,6 +234,7 @@ async def drive(ops: LoopOps, options: PipelineOptions, *, clock_sync_every_s: f
         if done:
             pace.moved()
             room_freed.set()
+            completed.append((time.monotonic(), done.attempted))
         if done.attempted < options.batch_size:
             # Not a full batch: let codes gather for a moment (one task run per batch, not
             # per code); a 15-minute window does not miss a fraction of a second.
@@ -234,6 +248,8 @@ async def drive(ops: LoopOps, options: PipelineOptions, *, clock_sync_every_s: f
         started = work.queued and room > 0 and await ops.initiate(min(room, options.batch_size))
         if started:
             pace.moved()
+            if codes_flowing():
+                codes_back.set()
         else:
             await pace.pause(stop, wake)
         return False
@@ -261,8 +277,7 @@ async def drive(ops: LoopOps, options: PipelineOptions, *, clock_sync_every_s: f
         return False
 
     async def completion_lane() -> None:
-        wake = pace.wake_event()
-        await survive("completion lane", lambda: completion_round(wake))
+        await survive("completion lane", lambda: completion_round(codes_back))
 
     async def initiation_lane() -> None:
         await survive("initiation lane", lambda: initiation_round(room_freed))

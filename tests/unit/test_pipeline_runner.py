@@ -246,3 +246,69 @@ def test_room_freed_by_completions_is_filled_at_once_not_at_the_next_poll() -> N
 
     calls = asyncio.run(go())
     assert calls[:2] == ["complete", "initiate:5"]
+
+
+class _SlowInitiations(FakeOps):
+    """Codes are back the moment a number is initiated; an initiation takes a few loop turns
+    (its API calls), so the completion lane has looked, found nothing, and is asleep."""
+
+    def __init__(self, world: FakeWorld) -> None:
+        super().__init__(world)
+        self.initiated = asyncio.Event()
+
+    async def work(self) -> Work:
+        await asyncio.sleep(0)
+        work = self.w.work()
+        return Work(len(self.w.live), work.queued, work.live, work.due, work.pending)
+
+    async def complete(self) -> StepResult:
+        self.w.calls.append("complete")
+        done, self.w.live = len(self.w.live), []
+        self.w.final += done
+        return StepResult(done)
+
+    async def initiate(self, limit: int) -> StepResult:
+        for _ in range(20):
+            await asyncio.sleep(0)
+        result = await super().initiate(limit)
+        self.initiated.set()
+        return result
+
+
+def _codes_back_run(batch_size: int) -> list[str]:
+    async def go() -> list[str]:
+        world = FakeWorld(15)
+        world.queued, world.live = 10, [0] * 5  # full: 5 live of max_in_flight 5, codes in
+        ops = _SlowInitiations(world)
+        opts = PipelineOptions(poll_interval_s=600, max_in_flight=5, batch_size=batch_size)
+        loop = asyncio.create_task(drive(ops, opts, clock_sync_every_s=0.0))
+        try:
+            await asyncio.wait_for(ops.initiated.wait(), 30)
+            for _ in range(20):
+                if world.calls.count("complete") == 2:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            loop.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await loop
+        return world.calls
+
+    return asyncio.run(go())
+
+
+def test_codes_coming_back_fast_are_completed_after_each_initiation_not_at_the_next_poll() -> None:
+    """A full batch completed within two polls: the codes come back faster than the lane
+    polls, so an initiation batch wakes the completion lane (issue 14: with instant replies its
+    codes waited half a poll). A 10-minute poll interval: the second completion follows the
+    initiation at once."""
+    calls = _codes_back_run(batch_size=5)
+    assert calls[:3] == ["complete", "initiate:5", "complete"]
+
+
+def test_codes_coming_back_slowly_keep_the_polls_batching() -> None:
+    """Fewer codes than a batch within two polls (people, a real API's pace): an initiation does
+    not wake the completion lane, which gathers codes until its poll."""
+    calls = _codes_back_run(batch_size=6)
+    assert calls[:2] == ["complete", "initiate:5"]
+    assert calls.count("complete") == 1
