@@ -148,33 +148,6 @@ class _Lane:
         await self.http.aclose()
 
 
-class _WireLane:
-    """The lean connection pool (_wire.py): one lane, it scans nothing per request."""
-
-    __slots__ = ("busy", "pool")
-
-    def __init__(self, pool: WirePool) -> None:
-        self.pool = pool
-        self.busy = 0
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Mapping[str, Any] | None,
-        params: Mapping[str, str | int] | None,
-        before_send: Callable[[], None],
-        on_head: Callable[[], None],
-    ) -> Reply:
-        return await self.pool.request(
-            method, path, json=json, params=params, before_send=before_send, on_head=on_head
-        )
-
-    async def aclose(self) -> None:
-        await self.pool.aclose()
-
-
 @dataclass
 class RequestTrace:
     """What happened across the attempts of one logical request."""
@@ -185,7 +158,7 @@ class RequestTrace:
     unanswered_attempts: int = 0
 
 
-def _busy(lane: _Lane | _WireLane) -> int:
+def _busy(lane: _Lane | WirePool) -> int:
     return lane.busy
 
 
@@ -201,7 +174,8 @@ class Transport:
         clients = [http] if isinstance(http, httpx.AsyncClient | WirePool) else list(http)
         if not clients:
             raise ValueError("a transport needs at least one connection pool")
-        self._lanes = [_WireLane(c) if isinstance(c, WirePool) else _Lane(c) for c in clients]
+        # the lean pool is a lane itself (it scans nothing per request); httpx clients are wrapped
+        self._lanes = [c if isinstance(c, WirePool) else _Lane(c) for c in clients]
         gate = sum(c.size for c in clients if isinstance(c, WirePool))
         self._secrets = secrets  # masked in any API text that goes into an exception
         self._limiter = limiter

@@ -330,6 +330,7 @@ class WirePool:
         self._expiry = keepalive_expiry
         self._idle: list[_Connection] = []
         self._closed = False
+        self.busy = 0  # requests in flight through this pool (kept by the transport's lanes)
 
     @property
     def size(self) -> int:
