@@ -235,6 +235,7 @@ async def drive(ops: LoopOps, options: PipelineOptions, *, clock_sync_every_s: f
             pace.moved()
             room_freed.set()
             completed.append((time.monotonic(), done.attempted))
+            codes_flowing()  # drops what is older than its window: an hour of rounds keeps none
         if done.attempted < options.batch_size:
             # Not a full batch: let codes gather for a moment (one task run per batch, not
             # per code); a 15-minute window does not miss a fraction of a second.
