@@ -23,6 +23,7 @@ The machine's load is printed too: on a shared machine absolute numbers are nois
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -217,7 +218,7 @@ def _loop_seconds(ledger: Path, answered: int) -> float:
     """From the ledger's events: the first initiation to the `answered`-th verification (the
     last before the silent numbers' codes are handed in). Exact to the microsecond, where the
     progress file's rounds (every 0.5 s) made a 1,000-number loop of ~3 s uncertain by 15 %."""
-    with sqlite3.connect(ledger) as db:
+    with contextlib.closing(sqlite3.connect(ledger)) as db:
         (first,) = db.execute(
             "SELECT min(at) FROM events WHERE to_status = 'initiating'"
         ).fetchone()

@@ -265,7 +265,7 @@ class Transport:
             async with self._gate:
                 if send_by is not None and time.monotonic() > send_by:
                     raise _PastSendBy  # granted in time, then queued for a connection too long
-                lane = min(self._lanes, key=_busy) if len(self._lanes) > 1 else self._lanes[0]
+                lane = min(self._lanes, key=_busy)
                 lane.busy += 1
                 try:
                     response = await lane.request(

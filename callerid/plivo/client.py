@@ -86,10 +86,6 @@ def _path_id(value: str, what: str) -> str:
     return value
 
 
-def _is_https(url: str) -> bool:
-    return urlsplit(url).scheme == "https"
-
-
 def _proxied(url: str) -> bool:
     """Whether the environment names a proxy for `url` (or its scheme is not http(s)): the client
     then goes through httpx, which speaks to proxies; the lean pool does not."""
@@ -183,7 +179,6 @@ class PlivoClient:
                 timeout=timeout,
                 size=pool_limits(self.limiter).max_connections or POOL_MAX,
                 keepalive_expiry=KEEPALIVE_EXPIRY_S,
-                ssl_context=httpx.create_ssl_context() if _is_https(self.base_url) else None,
             )
         else:
             tls = httpx.create_ssl_context()  # one for all lanes (building one costs ~0.1 s)

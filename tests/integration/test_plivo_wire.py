@@ -344,7 +344,7 @@ async def test_https_is_spoken_and_the_certificate_checked(tmp_path: Path) -> No
         assert (await get(p)).json() == {"tls": 1}
         assert (await get(p)).json() == {"tls": 1}
         await p.aclose()
-        untrusting = pool(url)  # the system's CAs: the test's certificate is nobody's
+        untrusting = pool(url)  # the default CAs (certifi): the test's certificate is nobody's
         with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
             await get(untrusting)
     # one connection kept for both requests; the refused handshake never reached the handler
